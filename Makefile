@@ -1,0 +1,39 @@
+# sslkit course. Two commands on a fresh machine:
+#   make run   execute the lecture notebooks headless (quick profile) and print the course report
+#   make test  everything CI checks: lint, unit tests, notebooks under nbval, exercise checks
+# Both create .venv with the pinned versions (constraints.txt) when it is missing or stale.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export SSLKIT_CACHE ?= $(CURDIR)/build/cache
+
+.PHONY: run test lint unit lab exercises clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	SSLKIT_PROFILE=$${SSLKIT_PROFILE:-quick} $(PY) -m sslkit.course notebooks --out build
+
+test: $(STAMP) lint
+	$(PY) -m sslkit.exercises --check
+	SSLKIT_PROFILE=quick SSLKIT_PROGRESS=0 $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		tests notebooks
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf build
+
+exercises: $(STAMP)
+	$(PY) -m sslkit.exercises $(if $(CHECK),--check,) $(if $(FORCE),--force,)

@@ -1,0 +1,81 @@
+"""Argument checks shared by every module: one clear ``ValueError`` per bad hyperparameter.
+
+Every public function that takes a hyperparameter with a range calls one of these helpers, so
+that a learner who types ``temperature=-0.1`` reads *which* parameter was wrong, *what* value
+it had and *which* values are allowed, instead of a NaN twenty steps later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+def _fmt_interval(low, high, low_open: bool, high_open: bool) -> str:
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"{left}{lo}, {hi}{right}"
+
+
+def check_range(
+    name: str,
+    value,
+    low=None,
+    high=None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    hint: str = "",
+):
+    """Return ``value`` if it lies in the interval, else raise ``ValueError``.
+
+    ``low_open``/``high_open`` make the bound exclusive; ``None`` means unbounded. The message
+    names the parameter, the value and the allowed interval, e.g.
+    ``temperature=-0.1 is invalid: allowed range is (0, inf)``.
+    """
+    try:
+        bad = value is None or (isinstance(value, float) and math.isnan(value))
+        if not bad and low is not None:
+            bad = value <= low if low_open else value < low
+        if not bad and high is not None:
+            bad = value >= high if high_open else value > high
+    except TypeError:
+        bad = True
+    if bad:
+        interval = _fmt_interval(low, high, low_open, high_open)
+        msg = f"{name}={value!r} is invalid: allowed range is {interval}"
+        raise ValueError(msg + (f". {hint}" if hint else ""))
+    return value
+
+
+def check_positive_int(name: str, value, *, allow_zero: bool = False, hint: str = "") -> int:
+    """Return ``value`` if it is an ``int`` ≥ 1 (≥ 0 with ``allow_zero``), else raise."""
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        msg = f"{name}={value!r} is invalid: must be an integer >= {low}"
+        raise ValueError(msg + (f". {hint}" if hint else ""))
+    return value
+
+
+def check_choice(name: str, value, choices: Iterable, *, hint: str = ""):
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        msg = f"{name}={value!r} is invalid: choose one of {', '.join(map(repr, choices))}"
+        raise ValueError(msg + (f". {hint}" if hint else ""))
+    return value
+
+
+def check_unit_interval_pair(name: str, pair, *, low_open: bool = True) -> tuple[float, float]:
+    """Check a ``(low, high)`` pair inside (0, 1] (or [0, 1]) with ``low <= high``."""
+    try:
+        lo, hi = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={pair!r} is invalid: expected a pair (low, high)") from None
+    for v in (lo, hi):
+        check_range(name, v, 0.0, 1.0, low_open=low_open)
+    if lo > hi:
+        raise ValueError(f"{name}={pair!r} is invalid: low must be <= high")
+    return lo, hi

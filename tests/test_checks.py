@@ -1,0 +1,211 @@
+"""`sslkit.checks`: the self-check core (compare, symmetry, gradient flow, runner) and softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sslkit import checks
+from sslkit.checks import CheckFailed
+
+
+def correct_softmax(x):
+    z = x - x.max(dim=-1, keepdim=True).values
+    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
+
+
+def naive_softmax(x):
+    return x.exp() / x.exp().sum(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------- softmax example
+def test_correct_softmax_passes_and_says_public_checks_passed(capsys):
+    checks.softmax(correct_softmax)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[-1] == "softmax: 6 public checks passed."
+    assert len(lines) == 7 and all(line.startswith("  ✓ ") for line in lines[:-1])
+    assert "large logits" in out and "batch of 1" in out and "ties" in out
+    assert "all tests passed" not in out.lower()
+
+
+def test_naive_softmax_fails_on_large_logits_naming_the_case_and_the_nan(capsys):
+    with pytest.raises(CheckFailed) as info:
+        checks.softmax(naive_softmax)
+    msg = str(info.value)
+    assert "large logits" in msg and "nan" in msg and "index (0, 0)" in msg
+    assert "check 4/6" in msg
+    out = capsys.readouterr().out
+    assert "✗ large logits" in out and "public checks passed" not in out
+
+
+def test_softmax_over_the_wrong_dim_fails_naming_the_first_index_and_both_values():
+    with pytest.raises(CheckFailed) as info:
+        checks.softmax(lambda x: torch.softmax(x, dim=0))
+    msg = str(info.value)
+    expected = torch.softmax(checks.randn(4, 10, seed=0), dim=-1)[0, 0].item()
+    got = torch.softmax(checks.randn(4, 10, seed=0), dim=0)[0, 0].item()
+    assert "random logits (4, 10)" in msg and "first at index (0, 0)" in msg
+    assert f"got {got:.6g}, expected {expected:.6g}" in msg
+
+
+def test_softmax_with_the_wrong_shape_fails_naming_both_shapes():
+    with pytest.raises(CheckFailed, match=r"shape \(4,\) differs from the expected \(4, 10\)"):
+        checks.softmax(lambda x: correct_softmax(x).max(dim=-1).values)
+
+
+def test_a_stub_gives_the_friendly_not_implemented_message(capsys):
+    def stub(logits):
+        raise NotImplementedError("subtract the row maximum, exponentiate, normalise")
+
+    with pytest.raises(NotImplementedError) as info:
+        checks.softmax(stub)
+    assert not isinstance(info.value, AssertionError)
+    assert str(info.value) == ("softmax: not implemented yet: subtract the row maximum, "
+                               "exponentiate, normalise")
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_detached_output_fails_the_gradient_case():
+    with pytest.raises(CheckFailed, match="gradient flows.*cut off from the inputs"):
+        checks.softmax(lambda x: correct_softmax(x).detach())
+
+
+def test_in_place_modification_of_the_input_is_reported():
+    def in_place(x):
+        x -= x.max(dim=-1, keepdim=True).values
+        return x.exp() / x.exp().sum(dim=-1, keepdim=True)
+
+    with pytest.raises(CheckFailed, match="modified its argument 0 in place"):
+        checks.softmax(in_place)
+
+
+def test_an_exception_in_learner_code_names_the_case_and_the_exception():
+    with pytest.raises(CheckFailed, match=r"'random logits \(4, 10\)' failed: your code raised "
+                                          r"TypeError: boom") as info:
+        checks.softmax(lambda x: (_ for _ in ()).throw(TypeError("boom")))
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+# ---------------------------------------------------------------------------- compare
+def test_compare_accepts_values_within_tolerance_and_reports_the_first_bad_index():
+    want = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    checks.compare("x", want + 1e-7, want)
+    got = want.clone()
+    got[1, 0] = 3.5
+    got[1, 1] = 5.0
+    with pytest.raises(CheckFailed) as info:
+        checks.compare("x", got, want, atol=1e-3, rtol=0)
+    assert str(info.value) == ("x: values differ at 2 of 4 positions; first at index (1, 0): "
+                               "got 3.5, expected 3 (largest difference 1; tolerance "
+                               "atol=0.001, rtol=0)")
+
+
+@pytest.mark.parametrize("got, match", [
+    (np.ones(3, dtype=np.float32), r"expected a torch.Tensor, got ndarray \(convert with"),
+    ([1.0, 1.0, 1.0], "expected a torch.Tensor, got list"),
+    (torch.ones(1, 3), r"shape \(1, 3\) differs from the expected \(3,\)"),
+    (torch.ones(3, dtype=torch.float64), "dtype torch.float64 differs from the expected "
+                                         "torch.float32"),
+    (torch.tensor([1.0, float("inf"), 1.0]), r"got inf at index \(1,\) where 1 was expected"),
+    (torch.tensor([1.0, 1.0, float("nan")]), r"got nan at index \(2,\) .*1 of 3 values"),
+])
+def test_compare_names_type_shape_dtype_and_non_finite_values(got, match):
+    with pytest.raises(CheckFailed, match=match):
+        checks.compare("x", got, torch.ones(3))
+
+
+def test_compare_allows_nan_where_the_reference_has_nan_and_can_ignore_dtype():
+    want = torch.tensor([1.0, float("nan")])
+    checks.compare("x", want.clone(), want)
+    checks.compare("x", want.double(), want, check_dtype=False)
+
+
+def test_compare_integer_tensors_exactly():
+    checks.compare("labels", torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    with pytest.raises(CheckFailed, match=r"first at index \(2,\): got 3, expected 2$"):
+        checks.compare("labels", torch.tensor([0, 1, 3]), torch.tensor([0, 1, 2]))
+
+
+def test_compare_recurses_into_tuples_dicts_and_numbers():
+    checks.compare("out", (torch.zeros(2), 1.0), (torch.zeros(2), 1.0 + 1e-9))
+    with pytest.raises(CheckFailed, match=r"out\[1\]: got 1.5, expected 1"):
+        checks.compare("out", (torch.zeros(2), 1.5), (torch.zeros(2), 1.0))
+    with pytest.raises(CheckFailed, match="expected 2 items, got 1"):
+        checks.compare("out", (torch.zeros(2),), (torch.zeros(2), 1.0))
+    with pytest.raises(CheckFailed, match=r"keys differ \(missing \['b'\], unexpected \['c'\]\)"):
+        checks.compare("logs", {"a": 1.0, "c": 2.0}, {"a": 1.0, "b": 2.0})
+    with pytest.raises(CheckFailed, match=r"logs\['a'\]: got nan"):
+        checks.compare("logs", {"a": float("nan")}, {"a": 1.0})
+    checks.compare("loss", torch.tensor(0.5), 0.5)
+    with pytest.raises(CheckFailed, match="got 'a', expected 'b'"):
+        checks.compare("name", "a", "b")
+
+
+@pytest.mark.parametrize("kw, match", [({"atol": -1.0}, "atol=-1.0"), ({"rtol": -0.1}, "rtol")])
+def test_compare_rejects_negative_tolerances(kw, match):
+    with pytest.raises(ValueError, match=match):
+        checks.compare("x", torch.ones(1), torch.ones(1), **kw)
+
+
+# ---------------------------------------------------------------------------- symmetry, gradient
+def test_check_symmetric_names_the_first_asymmetric_pair():
+    m = checks.randn(4, 4, seed=0)
+    checks.check_symmetric("sim", m + m.T)
+    bad = m + m.T
+    bad[0, 2] += 1.0
+    with pytest.raises(CheckFailed, match=r"sim: not symmetric: M\(0, 2\)=.* but M\(2, 0\)="):
+        checks.check_symmetric("sim", bad)
+    with pytest.raises(CheckFailed, match=r"square matrix .* got shape \(2, 3\)"):
+        checks.check_symmetric("sim", torch.ones(2, 3))
+
+
+def test_check_gradient_flow_reports_none_zero_and_passes_a_real_gradient():
+    x = checks.randn(3, 4, seed=0)
+    checks.check_gradient_flow("f", lambda t: t.tanh(), x)
+    with pytest.raises(CheckFailed, match="is all zero"):
+        checks.check_gradient_flow("f", lambda t: t * 0.0, x)
+    with pytest.raises(CheckFailed, match="no gradient reached input 1"):
+        checks.check_gradient_flow("f", lambda a, b: a * 2.0, x, x.clone())
+    with pytest.raises(CheckFailed, match="all zero"):  # a plain sum would hide this case
+        checks.check_gradient_flow("f", lambda t: t.round() + t.detach(), x)
+    with pytest.raises(ValueError, match="floating-point tensor"):
+        checks.check_gradient_flow("f", lambda t: t, torch.arange(3))
+
+
+def test_gradient_flow_uses_random_weights_so_softmax_is_not_flagged_as_zero():
+    # sum(softmax(x)) is constant, so a plain .sum().backward() would give a zero gradient
+    x = checks.randn(2, 5, seed=0).requires_grad_(True)
+    torch.softmax(x, -1).sum().backward()
+    assert x.grad.abs().max() < 1e-6
+    checks.check_gradient_flow("softmax", lambda t: torch.softmax(t, -1), x.detach())
+
+
+# ---------------------------------------------------------------------------- runner
+def test_run_checks_stops_at_the_first_failure_and_accepts_plain_asserts(capsys):
+    ran = []
+
+    def fail():
+        ran.append("b")
+        assert 1 == 2, "one is not two"
+
+    with pytest.raises(CheckFailed, match=r"demo: check 2/3 'second' failed: one is not two"):
+        checks.run_checks("demo", [("first", lambda: ran.append("a")), ("second", fail),
+                                   ("third", lambda: ran.append("c"))])
+    assert ran == ["a", "b"]
+    assert capsys.readouterr().out.splitlines() == ["  ✓ first", "  ✗ second"]
+
+
+def test_run_checks_counts_cases_and_rejects_an_empty_list(capsys):
+    checks.run_checks("demo", {"one": lambda: None, "two": lambda: None})
+    assert capsys.readouterr().out.endswith("demo: 2 public checks passed.\n")
+    with pytest.raises(ValueError, match="at least one"):
+        checks.run_checks("demo", {})
+
+
+def test_randn_is_seeded_and_validates_the_shape():
+    assert torch.equal(checks.randn(2, 3, seed=5), checks.randn(2, 3, seed=5))
+    assert not torch.equal(checks.randn(2, 3, seed=5), checks.randn(2, 3, seed=6))
+    with pytest.raises(ValueError, match=r"shape\[1\]=0"):
+        checks.randn(2, 0)
