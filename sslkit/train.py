@@ -170,7 +170,7 @@ def default_cache_dir() -> Path:
 def _tensor_digest(h, t: torch.Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
 def _run_key(method: Method, images, labels, config: TrainConfig) -> str:
@@ -314,8 +314,6 @@ def fit(
             history = _load_cached(path, method)
             if history is not None:
                 method.to(device)
-                if rank == 0 and progress is not False:
-                    print(f"loaded {path.name}: {history.summary()}")
                 return history
 
     history = _train(method, images, labels, config, device=device, rank=rank, world=world,
