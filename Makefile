@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m sslkit.exercises --check
 	SSLKIT_PROFILE=quick SSLKIT_PROGRESS=0 $(PY) -m pytest -q --nbval-lax --nbval-current-env \
-		tests notebooks
+		tests notebooks solutions
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,403 @@
+"""Exercise 00 (the evaluation protocol): its public checks, its notebooks and its grading.
+
+* ``checks.knn_classify`` and ``checks.label_efficiency`` pass correct answers (the solution's and
+  independent formulations) and fail deliberately wrong ones, naming the case and giving a hint;
+* the generated exercise, executed unsolved, raises only ``NotImplementedError``; the solution
+  executes without error (public and hidden tests pass) and is stored executed, in order;
+* one ``sslkit.grade`` run on a folder of submissions built from the exercise (the solution's
+  answers, other correct formulations, two wrong kNNs, two wrong sweeps) gives full points to the
+  correct ones and takes the points of exactly the cell whose answer is wrong.
+
+The wrong answers are source strings: the same text is ``exec``-ed for the checks and pasted
+into the answer cells of the submissions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+from nbclient import NotebookClient
+
+from sslkit import checks, evaluate, exercises, grade
+from sslkit.checks import CheckFailed
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "00_tour_and_protocol"
+SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
+EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
+
+
+def by_id(nb, gid):
+    return next(c for c in nb.cells if exercises.grade_id(c) == gid)
+
+
+def solution_source(gid: str) -> str:
+    return by_id(exercises.read_notebook(SOLUTION), gid).source
+
+
+def define(source: str, name: str):
+    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
+    namespace = {"torch": torch, "F": F}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    if name == "label_efficiency_sweep":  # the sweep calls the notebook's knn_classify
+        exec(compile(solution_source("knn_solution"), "<knn>", "exec"), namespace)
+    return namespace[name]
+
+
+# ---------------------------------------------------------------------------- answers
+KNN_HEAD = ("def knn_classify(train_features, train_labels, test_features, k, temperature, "
+            "num_classes):\n")
+KNN_VOTE = """\
+    votes = torch.zeros(test.shape[0], num_classes)
+    votes.scatter_add_(1, train_labels[idx], weights)
+    return votes.argmax(dim=1)
+"""
+KNN_LOOP = KNN_HEAD + """\
+    # an independent formulation: cosine_similarity, argsort, one-hot sums, one query at a time
+    preds = []
+    for q in test_features:
+        s = F.cosine_similarity(q[None], train_features, dim=1)
+        top = torch.argsort(s, descending=True)[:k]
+        w = torch.exp((s[top] - s[top].max()) / temperature)
+        preds.append((F.one_hot(train_labels[top], num_classes) * w[:, None]).sum(0).argmax())
+    return torch.stack(preds)
+"""
+KNN_NO_NORMALISATION = KNN_HEAD + """\
+    test = test_features
+    sims, idx = (test @ train_features.T).topk(min(k, len(train_features)), dim=1)
+    weights = ((sims - sims[:, :1]) / temperature).exp()
+""" + KNN_VOTE
+KNN_SETUP = """\
+    train = F.normalize(train_features, dim=1)
+    test = F.normalize(test_features, dim=1)
+"""
+KNN_OFF_BY_ONE = KNN_HEAD + KNN_SETUP + """\
+    sims, idx = (test @ train.T).topk(min(k + 1, len(train)), dim=1)
+    weights = ((sims - sims[:, :1]) / temperature).exp()
+""" + KNN_VOTE
+KNN_UNWEIGHTED = KNN_HEAD + KNN_SETUP + """\
+    sims, idx = (test @ train.T).topk(min(k, len(train)), dim=1)
+    weights = torch.ones_like(sims)
+""" + KNN_VOTE
+KNN_OVERFLOWS = KNN_HEAD + KNN_SETUP + """\
+    sims, idx = (test @ train.T).topk(min(k, len(train)), dim=1)
+    weights = (sims / temperature).exp()
+""" + KNN_VOTE
+KNN_NOT_CLIPPED = KNN_HEAD + KNN_SETUP + """\
+    sims, idx = (test @ train.T).topk(k, dim=1)
+    weights = ((sims - sims[:, :1]) / temperature).exp()
+""" + KNN_VOTE
+KNN_LAST_TIE = KNN_HEAD + KNN_SETUP + """\
+    sims, idx = (test @ train.T).topk(min(k, len(train)), dim=1)
+    weights = ((sims - sims[:, :1]) / temperature).exp()
+    votes = torch.zeros(test.shape[0], num_classes)
+    votes.scatter_add_(1, train_labels[idx], weights)
+    return num_classes - 1 - votes.flip(1).argmax(dim=1)
+"""
+
+SWEEP_HEAD = """\
+def label_efficiency_sweep(train_features, train_labels, test_features, test_labels,
+                           labels_per_class=(1, 5, 20), seed=0):
+    num_classes = int(train_labels.max()) + 1
+    generator = torch.Generator().manual_seed(seed)
+"""
+SWEEP_LOOP = """\
+        pred = knn_classify(train_features[subset], train_labels[subset], test_features,
+                            min(20, len(subset)), 0.07, num_classes)
+        accuracies[n] = (pred == test_labels).float().mean().item()
+    return accuracies
+"""
+SWEEP_ORDERS = """\
+    orders = [(train_labels == c).nonzero().squeeze(1) for c in range(num_classes)]
+    orders = [i[torch.randperm(len(i), generator=generator)] for i in orders]
+"""
+SWEEP_SORTED_K20 = SWEEP_HEAD + SWEEP_ORDERS + """\
+    accuracies = {}
+    for n in labels_per_class:  # correct: sorted subsets, k=20 left to clipping, 0-dim tensors
+        subset = (torch.arange(len(train_labels)) if n is None
+                  else torch.cat([o[:n] for o in orders]).sort().values)
+        pred = knn_classify(train_features[subset], train_labels[subset], test_features,
+                            k=20, temperature=0.07, num_classes=num_classes)
+        accuracies[n] = (pred == test_labels).float().mean()
+    return accuracies
+"""
+SWEEP_NOT_NESTED = SWEEP_HEAD + """\
+    accuracies = {}
+    for n in labels_per_class:  # a fresh draw for every n
+        subset = torch.arange(len(train_labels)) if n is None else torch.cat([
+            i[torch.randperm(len(i), generator=generator)][:n]
+            for i in [(train_labels == c).nonzero().squeeze(1) for c in range(num_classes)]])
+""" + SWEEP_LOOP
+SWEEP_UNBALANCED = SWEEP_HEAD + """\
+    order = torch.randperm(len(train_labels), generator=generator)  # all classes mixed
+    accuracies = {}
+    for n in labels_per_class:
+        subset = order if n is None else order[: n * num_classes]
+""" + SWEEP_LOOP
+SWEEP_FIRST_N = SWEEP_HEAD + """\
+    accuracies = {}
+    for n in labels_per_class:  # nested and balanced, but not drawn at random
+        subset = torch.arange(len(train_labels)) if n is None else torch.cat([
+            (train_labels == c).nonzero().squeeze(1)[:n] for c in range(num_classes)])
+""" + SWEEP_LOOP
+SWEEP_WRONG_K = SWEEP_HEAD + SWEEP_ORDERS + """\
+    accuracies = {}
+    for n in labels_per_class:
+        subset = (torch.arange(len(train_labels)) if n is None
+                  else torch.cat([o[:n] for o in orders]))
+        pred = knn_classify(train_features[subset], train_labels[subset], test_features,
+                            n or 20, 0.07, num_classes)
+        accuracies[n] = (pred == test_labels).float().mean().item()
+    return accuracies
+"""
+SWEEP_LIBRARY = """\
+def label_efficiency_sweep(train_features, train_labels, test_features, test_labels,
+                           labels_per_class=(1, 5, 20), seed=0):
+    from sslkit import evaluate
+    table = evaluate.label_efficiency(train_features, train_labels, test_features, test_labels,
+                                      labels_per_class=labels_per_class, method="knn", k=20,
+                                      temperature=0.07, seed=seed)
+    return dict(zip(labels_per_class, table["accuracy"].tolist()))
+"""
+
+
+# -------------------------------------------------------------------------- checks.knn_classify
+@pytest.mark.parametrize("source", ["solution", KNN_LOOP])
+def test_correct_knn_passes_the_public_checks(source, capsys):
+    source = solution_source("knn_solution") if source == "solution" else source
+    checks.knn_classify(define(source, "knn_classify"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "knn_classify: 10 public checks passed."
+    assert len(lines) == 11 and all(line.startswith("  ✓ ") for line in lines[:-1])
+
+
+@pytest.mark.parametrize("source, case, hint", [
+    (KNN_NO_NORMALISATION, "check 4/10 'features of very different lengths", "L2 norm"),
+    (KNN_UNWEIGHTED, "check 1/10 'random unit-length features", "adds exp(s / T)"),
+    (KNN_OFF_BY_ONE, "check 6/10 'exactly k neighbours vote", "not k+1 or k-1"),
+    (KNN_OVERFLOWS, "check 7/10 'T=0.01", "subtract each query's largest similarity"),
+    (KNN_LAST_TIE, "check 9/10 'ties", "smallest class index"),
+    (KNN_NOT_CLIPPED, "check 10/10 'k=50 > N=12", "use min(k, N)"),
+], ids=["no_normalisation", "unweighted", "off_by_one", "overflows", "last_tie", "not_clipped"])
+def test_wrong_knn_fails_naming_the_case_the_difference_and_a_hint(source, case, hint, capsys):
+    with pytest.raises(CheckFailed) as info:
+        checks.knn_classify(define(source, "knn_classify"))
+    msg = str(info.value)
+    assert msg.startswith("knn_classify: " + case), msg
+    assert "Hint: " in msg and hint in msg, msg
+    if source is not KNN_NOT_CLIPPED:  # that one crashes: "your code raised RuntimeError: ..."
+        assert "predictions: values differ at" in msg and "first at index (" in msg, msg
+        assert ", expected " in msg, msg
+    assert "public checks passed" not in capsys.readouterr().out
+
+
+def test_the_first_differing_query_is_reported_with_both_predictions():
+    knn = define(KNN_NO_NORMALISATION, "knn_classify")
+    args, _ = checks._knn_cases()[next(n for n in checks._knn_cases() if "lengths" in n)]
+    got, want = knn(*args), evaluate.knn_classify(*args[:3], k=args[3], temperature=args[4],
+                                                  num_classes=args[5])
+    first = int((got != want).nonzero()[0])
+    with pytest.raises(CheckFailed) as info:
+        checks.knn_classify(knn)
+    assert (f"values differ at {int((got != want).sum())} of {len(want)} positions; first at "
+            f"index ({first},): got {int(got[first])}, expected {int(want[first])}"
+            ) in str(info.value)
+
+
+def test_the_knn_stub_gives_only_the_friendly_not_implemented_error():
+    def stub(*args):
+        raise NotImplementedError("normalise the rows")
+
+    with pytest.raises(NotImplementedError) as info:
+        checks.knn_classify(stub)
+    assert not isinstance(info.value, AssertionError)
+    assert str(info.value) == "knn_classify: not implemented yet: normalise the rows"
+
+
+def test_every_knn_case_has_a_clear_winner_or_an_exact_tie():
+    """Exact prediction comparisons are safe only if float rounding cannot flip a vote."""
+    for name, (args, _) in checks._knn_cases().items():
+        train, labels, test, k, temperature, num_classes = args
+        _, votes = evaluate.knn_classify(train, labels, test, k=k, temperature=temperature,
+                                         num_classes=num_classes, return_votes=True)
+        top2 = votes.topk(2, dim=1).values
+        margin = ((top2[:, 0] - top2[:, 1]) / top2[:, 0]).min().item()
+        assert margin == 0.0 if name.startswith("ties") else margin > 1e-4, (name, margin)
+
+
+# ---------------------------------------------------------------------- checks.label_efficiency
+@pytest.mark.parametrize("source", ["solution", SWEEP_SORTED_K20])
+def test_correct_sweep_passes_the_public_checks(source, capsys):
+    source = solution_source("sweep_solution") if source == "solution" else source
+    checks.label_efficiency(define(source, "label_efficiency_sweep"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "label_efficiency: 8 public checks passed."
+    assert len(lines) == 9 and all(line.startswith("  ✓ ") for line in lines[:-1])
+
+
+@pytest.mark.parametrize("source, case, detail", [
+    (SWEEP_NOT_NESTED, "check 4/8 'nested subsets", "is in the 1-label subset but not in the "
+                                                    "3-label subset"),
+    (SWEEP_UNBALANCED, "check 3/8 'class balance", "examples of classes 0..3, expected 1 of each"),
+    (SWEEP_FIRST_N, "check 5/8 'the reference's seeded draw", "the reference draws"),
+    (SWEEP_WRONG_K, "check 2/8 'one knn_classify call per n", "used k=1 with 4 training examples"),
+    (SWEEP_LIBRARY, "check 2/8 'one knn_classify call per n", "knn_classify was never called"),
+], ids=["not_nested", "unbalanced", "first_n", "wrong_k", "library_shortcut"])
+def test_wrong_sweep_fails_naming_the_case_and_what_is_wrong(source, case, detail):
+    with pytest.raises(CheckFailed) as info:
+        checks.label_efficiency(define(source, "label_efficiency_sweep"))
+    assert str(info.value).startswith("label_efficiency: " + case), str(info.value)
+    assert detail in str(info.value), str(info.value)
+
+
+def test_the_recorder_swaps_in_the_library_knn_and_always_restores_the_learners():
+    sweep = define(solution_source("sweep_solution"), "label_efficiency_sweep")
+    mine = sweep.__globals__["knn_classify"]
+    x, y = checks.randn(12, 4, seed=0), torch.arange(12) % 3
+    with checks.knn_recorder(sweep, x, y) as calls:
+        result = sweep(x, y, x[:5], y[:5], labels_per_class=(2, None), seed=1)
+    assert sweep.__globals__["knn_classify"] is mine
+    assert [c.n_train for c in calls] == [6, 12] and all(c.labels_match for c in calls)
+    assert calls[1].indices.tolist() == list(range(12))
+    assert [(c.k, c.temperature, c.num_classes) for c in calls] == [(6, 0.07, 3), (12, 0.07, 3)]
+    assert set(result) == {2, None}
+    with pytest.raises(ZeroDivisionError), checks.knn_recorder(sweep, x, y):
+        raise ZeroDivisionError
+    assert sweep.__globals__["knn_classify"] is mine
+    del sweep.__globals__["knn_classify"]
+    with checks.knn_recorder(sweep, x, y):
+        assert "knn_classify" in sweep.__globals__
+    assert "knn_classify" not in sweep.__globals__
+
+
+# ---------------------------------------------------------------------------- the notebooks
+def execute(nb, cwd):
+    """Run a notebook in a fresh kernel; return it and ``{cell index: (ename, evalue)}``."""
+    nb = copy.deepcopy(nb)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb, {i: (o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                for o in c.outputs if o.output_type == "error"}
+
+
+def text_of(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def test_the_exercise_is_what_the_solution_generates():
+    assert exercises.generate_solution_file(SOLUTION) == EXERCISE.read_text(encoding="utf-8")
+
+
+def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
+    nb = nbformat.read(EXERCISE, as_version=4)
+    _, errors = execute(nb, tmp_path)
+    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    # the toy example, both public checks, both graded cells and the final plot
+    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
+    assert graded <= set(errors) and len(errors) == 6, errors
+    check_cells = [i for i, c in enumerate(nb.cells) if c.source.startswith("checks.")]
+    assert [errors[i][1].split(":")[0] for i in check_cells] == ["knn_classify",
+                                                                 "label_efficiency"]
+    assert errors[check_cells[0]][1].startswith("knn_classify: not implemented yet: normalise "
+                                                "the rows")
+
+
+def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
+    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
+    assert errors == {}
+    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    assert "knn_classify: 10 public checks passed." in outputs
+    assert "label_efficiency: 8 public checks passed." in outputs
+    assert "T = 0.1  -> class 1\nT = 10.0 -> class 0" in outputs
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[-1].outputs)
+
+
+def test_the_solution_is_stored_executed_in_order_without_errors():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert nb.metadata["sslkit"] == {"exercise": NAME}
+    points = {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
+              if exercises.nbgrader_meta(c).get("grade")}
+    assert points == {"knn_tests": 3, "sweep_tests": 2, "protocol_answer": 1}
+
+
+# ---------------------------------------------------------------------------- grading
+SUBMISSIONS = {  # learner → (knn answer, sweep answer); None: the solution's answer
+    "correct": (None, None),
+    "correct_alternative": (KNN_LOOP, SWEEP_SORTED_K20),  # other formulations, also right
+    "knn_no_normalisation": (KNN_NO_NORMALISATION, None),
+    "knn_off_by_one": (KNN_OFF_BY_ONE, None),
+    "sweep_not_nested": (None, SWEEP_NOT_NESTED),
+    "sweep_unbalanced": (None, SWEEP_UNBALANCED),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading_00")
+    exercise = nbformat.read(EXERCISE, as_version=4)
+    (root / "submitted").mkdir()
+    for learner, (knn, sweep) in SUBMISSIONS.items():
+        nb = copy.deepcopy(exercise)
+        by_id(nb, "knn_solution").source = knn or solution_source("knn_solution")
+        by_id(nb, "sweep_solution").source = sweep or solution_source("sweep_solution")
+        by_id(nb, "protocol_answer").source = "Selecting on test biases the estimate upwards."
+        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
+    out, printed = root / "grades.csv", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = grade.main([str(root / "submitted"), "--out", str(out), "--solutions",
+                             str(SOLUTION.parent), "--timeout", "120",
+                             "--executed", str(root / "executed")])
+    with out.open(newline="") as f:
+        rows = list(csv.reader(f))
+    return status, rows, printed.getvalue(), root
+
+
+def test_grading_gives_full_points_to_the_correct_answer_and_takes_the_wrong_cells(graded):
+    status, rows, printed, _ = graded
+    assert status == 0, printed
+    assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
+    # a wrong answer fails its own public check cell (flag "crashed") and loses the points of its
+    # graded cell only: the sweep's tests use the library's kNN, whatever Part A does
+    expected = [
+        ["correct", NAME, "knn_tests", "3", "3", ""],
+        ["correct", NAME, "sweep_tests", "2", "2", ""],
+        ["correct_alternative", NAME, "knn_tests", "3", "3", ""],
+        ["correct_alternative", NAME, "sweep_tests", "2", "2", ""],
+        ["knn_no_normalisation", NAME, "knn_tests", "0", "3", "crashed"],
+        ["knn_no_normalisation", NAME, "sweep_tests", "2", "2", "crashed"],
+        ["knn_off_by_one", NAME, "knn_tests", "0", "3", "crashed"],
+        ["knn_off_by_one", NAME, "sweep_tests", "2", "2", "crashed"],
+        ["sweep_not_nested", NAME, "knn_tests", "3", "3", "crashed"],
+        ["sweep_not_nested", NAME, "sweep_tests", "0", "2", "crashed"],
+        ["sweep_unbalanced", NAME, "knn_tests", "3", "3", "crashed"],
+        ["sweep_unbalanced", NAME, "sweep_tests", "0", "2", "crashed"],
+    ]
+    assert rows[1:] == expected, printed
+
+
+@pytest.mark.parametrize("learner, cell, error", [
+    ("knn_no_normalisation", "knn_tests", "AssertionError: k=20, T=0.07: "),
+    ("knn_off_by_one", "knn_tests", "AssertionError: k=20, T=0.07: "),
+    ("sweep_not_nested", "sweep_tests", "AssertionError: the subsets are not nested"),
+    ("sweep_unbalanced", "sweep_tests", "AssertionError: n=1: "),
+])
+def test_the_wrong_answers_pass_the_visible_tests_and_fail_the_hidden_ones(graded, learner,
+                                                                           cell, error):
+    root = graded[3]
+    executed = nbformat.read(root / "executed" / f"{learner}.ipynb", as_version=4)
+    [err] = [o for o in by_id(executed, cell).outputs if o.output_type == "error"]
+    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
+    check = next(c for c in executed.cells if c.source.startswith("checks." + (
+        "knn_classify" if cell == "knn_tests" else "label_efficiency")))
+    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]

@@ -1,0 +1,474 @@
+"""Pretraining methods: pretext targets, contrastive losses, MoCo's step rules, and the loop.
+
+Hand-crafted stand-in encoders (a feature that reads which half of the image is bright, the
+value of each tile, the value of each patch) make the pretext targets checkable exactly: a
+method whose targets are misaligned with its inputs gets those stand-ins wrong.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslkit import data, losses, models, views
+from sslkit.methods import Jigsaw, MoCo, PositionPrediction, RotNet, SimCLR, SupCon
+from sslkit.pretext import jigsaw_permutations
+from sslkit.train import TrainConfig, cache_path, fit
+
+# A view that changes nothing but the scale: full-image crop, no flip, no colour.
+IDENTITY = views.Recipe(size=32, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0,
+                        jitter_p=0.0, grayscale_p=0.0)
+
+
+def _noise(n=16, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+
+
+def _decode(x: torch.Tensor) -> torch.Tensor:
+    """Normalised view values back to the 0-255 pixel scale."""
+    return (x * views.STD[0] + views.MEAN[0]) * 255
+
+
+def _cnn() -> models.SmallCNN:
+    return models.SmallCNN(widths=(8, 16, 32))  # small and fast; pools twice (12 px tiles ok)
+
+
+def _tiny_vit(**kw) -> models.TinyViT:
+    return models.TinyViT(**{**dict(image_size=32, patch_size=8, dim=32, depth=1, heads=2,
+                                    pos_embed=False), **kw})
+
+
+BUILDERS = {
+    "rotnet": lambda: RotNet(_cnn()),
+    "jigsaw": lambda: Jigsaw(_cnn()),
+    "position": lambda: PositionPrediction(_tiny_vit()),
+    "simclr": lambda: SimCLR(_cnn()),
+    "moco": lambda: MoCo(_cnn(), queue_size=256),
+    "moco_shuffle_bn": lambda: MoCo(_cnn(), queue_size=256, bn_splits=2,
+                                    momentum_schedule="cosine"),
+    "supcon": lambda: SupCon(_cnn()),
+}
+
+
+# ----------------------------------------------------------------------------- every method
+@pytest.mark.parametrize("name", BUILDERS)
+def test_training_step_gives_a_finite_loss_whose_gradient_reaches_the_first_layer(name):
+    torch.manual_seed(0)
+    method = BUILDERS[name]().train()
+    images, labels = _noise(16), torch.arange(16) % 4
+    loss, logs = method.training_step(images, labels)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert logs and all(isinstance(v, float) for v in logs.values())
+    loss.backward()
+    first = next(method.backbone.parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0
+    if isinstance(method, MoCo):  # the key encoder is moved by EMA only, never by gradients
+        keys = [*method.key_backbone.parameters(), *method.key_projector.parameters()]
+        assert all(not p.requires_grad and p.grad is None for p in keys)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_training_step_under_bf16_autocast_gives_a_finite_float32_loss(name):
+    torch.manual_seed(0)
+    method = BUILDERS[name]().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, logs = method.training_step(_noise(8), torch.arange(8) % 4)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(math.isfinite(v) for v in logs.values())
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_hparams_name_every_constructor_argument(name):
+    method = BUILDERS[name]()
+    params = list(inspect.signature(type(method)).parameters)[1:]  # all but the backbone
+    assert set(params) <= set(method.hparams)
+    assert method.hparams["recipe"] == "None"
+
+
+def test_a_different_hyperparameter_gives_a_different_cache_entry():
+    images = _noise(8)
+    torch.manual_seed(0)
+    a = SimCLR(_cnn(), temperature=0.2)
+    torch.manual_seed(0)
+    b = SimCLR(_cnn(), temperature=0.5)
+    torch.manual_seed(0)
+    c = SimCLR(_cnn(), temperature=0.2)
+    assert cache_path(a, images) != cache_path(b, images)
+    assert cache_path(a, images) == cache_path(c, images)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: SimCLR(_cnn(), temperature=0.0), "temperature"),
+    (lambda: SimCLR(_cnn(), proj_dim=0), "proj_dim"),
+    (lambda: SimCLR(_cnn(), recipe="strong"), "recipe"),
+    (lambda: SupCon(_cnn(), temperature=-0.1), "temperature"),
+    (lambda: SupCon(_cnn(), proj_hidden=0), "proj_hidden"),
+    (lambda: MoCo(_cnn(), temperature=float("nan")), "temperature"),
+    (lambda: MoCo(_cnn(), momentum=1.0), "momentum"),
+    (lambda: MoCo(_cnn(), momentum=-0.1), "momentum"),
+    (lambda: MoCo(_cnn(), queue_size=0), "queue_size"),
+    (lambda: MoCo(_cnn(), momentum_schedule="linear"), "momentum_schedule"),
+    (lambda: MoCo(_cnn(), bn_splits=0), "bn_splits"),
+    (lambda: MoCo(_cnn(), symmetric="yes"), "symmetric"),
+    (lambda: RotNet(_cnn(), head_hidden=-1), "head_hidden"),
+    (lambda: RotNet(_cnn(), recipe={"size": 32}), "recipe"),
+    (lambda: Jigsaw(_cnn(), grid=1), "grid"),
+    (lambda: Jigsaw(_cnn(), num_permutations=25), "num_permutations"),
+    (lambda: Jigsaw(_cnn(), jitter=-1), "jitter"),
+    (lambda: PositionPrediction(_tiny_vit(), mask_ratio=1.0), "mask_ratio"),
+    (lambda: PositionPrediction(_cnn()), "vit"),
+    (lambda: PositionPrediction(_tiny_vit(), recipe=views.Recipe(size=16)), "recipe"),
+])
+def test_invalid_hyperparameters_name_the_parameter(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_errors_that_depend_on_the_batch_name_the_parameter():
+    with pytest.raises(ValueError, match=r"fit\(method, images, labels="):
+        SupCon(_cnn()).training_step(_noise(4))
+    # symmetric MoCo enqueues 2 keys per image: 2 x 16 > 16
+    with pytest.raises(ValueError, match="queue_size=16"):
+        MoCo(_cnn(), queue_size=16).training_step(_noise(16))
+    with pytest.raises(ValueError, match="jitter=16"):  # 16x16 tiles cannot lose 16 pixels
+        Jigsaw(_cnn(), jitter=16).training_step(_noise(4))
+
+
+# ----------------------------------------------------------------------------- pretext tasks
+class HalfBrightness(nn.Module):
+    """Features: mean of the top, left, bottom and right halves (which side is bright)."""
+
+    feature_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        h = x.shape[-1] // 2
+        halves = [x[..., :h, :], x[..., :, :h], x[..., h:, :], x[..., :, h:]]
+        return self.scale * torch.stack([v.mean(dim=(1, 2, 3)) for v in halves], dim=1)
+
+
+def test_rotnet_targets_follow_the_rotations_of_upright_images():
+    # Upright images: bright top half. Rotating by k·90° counter-clockwise moves the bright
+    # side to the top, left, bottom, right: the feature the head reads for class k.
+    images = torch.full((8, 3, 32, 32), 30, dtype=torch.uint8)
+    images[:, :, :16] = 200
+    images += torch.randint(0, 20, images.shape, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.uint8)
+    flip_ok = views.Recipe(size=32, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.5,
+                           jitter_p=0.0, grayscale_p=0.0)  # a horizontal flip keeps "up"
+    method = RotNet(HalfBrightness(), recipe=flip_ok)
+    with torch.no_grad():
+        method.head.weight.copy_(torch.eye(4))
+        method.head.bias.zero_()
+    loss, logs = method.training_step(images)
+    assert logs["pretext_acc"] == 1.0
+    assert loss < math.log(4)
+    # 4B rotated images, rotation-major targets [0]*B + [1]*B + [2]*B + [3]*B
+    seen = []
+    method.head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape))
+    method.training_step(images)
+    assert seen == [(32, 4)]
+
+
+class TileValue(nn.Module):
+    """Feature of a tile: its mean value (tiles are constant)."""
+
+    feature_dim = 1
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.scale * x.mean(dim=(1, 2, 3))[:, None]
+
+
+class ReadPermutation(nn.Module):
+    """Head that decodes tile ids from their values and looks the order up among ``perms``."""
+
+    def __init__(self, perms):
+        super().__init__()
+        self.perms = perms
+
+    def forward(self, feats):  # (B, n)
+        tile = (_decode(feats) / 40).round().long() - 1               # (B, n) original tile ids
+        return 10.0 * (tile[:, None, :] == self.perms[None]).all(dim=-1).float()  # (B, P)
+
+
+def test_jigsaw_targets_name_the_permutation_of_the_tiles_the_backbone_sees():
+    images = torch.zeros(32, 3, 32, 32, dtype=torch.uint8)
+    for j in range(4):  # tile j (row-major, 16x16) has value 40·(j + 1)
+        images[:, :, 16 * (j // 2):16 * (j // 2 + 1), 16 * (j % 2):16 * (j % 2 + 1)] = 40 * (j + 1)
+    torch.manual_seed(0)
+    method = Jigsaw(TileValue(), recipe=IDENTITY, jitter=4)
+    method.head = ReadPermutation(method.permutations)
+    sizes = []
+    method.backbone.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape))
+    loss, logs = method.training_step(images)
+    assert logs["pretext_acc"] == 1.0
+    assert sizes == [(32 * 4, 3, 12, 12)]  # B·n tiles, 16 - jitter pixels a side
+    assert method.permutations.shape == (24, 4)
+    torch.testing.assert_close(method.permutations, jigsaw_permutations(2))
+
+
+def test_jigsaw_crops_each_tile_at_its_own_random_offset():
+    torch.manual_seed(0)
+    method = Jigsaw(_cnn(), jitter=4)
+    tile = torch.arange(16 * 16, dtype=torch.float32).reshape(16, 16)  # value = 16·row + col
+    tiles = tile.expand(8, 4, 3, 16, 16)
+    cropped = method._random_crop_tiles(tiles)                          # (8, 4, 3, 12, 12)
+    assert cropped.shape == (8, 4, 3, 12, 12)
+    r0, c0 = (cropped[..., 0, 0, 0] // 16).long(), (cropped[..., 0, 0, 0] % 16).long()
+    for b in range(8):
+        for j in range(4):
+            expected = tile[r0[b, j]:r0[b, j] + 12, c0[b, j]:c0[b, j] + 12]
+            assert torch.equal(cropped[b, j], expected.expand(3, 12, 12))
+    assert r0.min() >= 0 and r0.max() <= 4 and c0.min() >= 0 and c0.max() <= 4
+    assert len(r0.unique()) > 1 and len(c0.unique()) > 1 and not torch.equal(r0, c0)
+
+
+class PatchValue(nn.Module):
+    """A 'ViT' whose token n is the one-hot code of the position written in patch n's pixels."""
+
+    image_size, patch_size, num_patches, feature_dim = 32, 8, 16, 16
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward_tokens(self, x, keep_idx=None):
+        value = _decode(models.patchify(x, self.patch_size).mean(dim=-1))    # (B, N)
+        pos = ((value - 10) / 15).round().long()
+        tokens = self.scale * 10.0 * F.one_hot(pos, self.num_patches).float()  # (B, N, N)
+        if keep_idx is not None:
+            tokens = tokens.gather(1, keep_idx[..., None].expand(-1, -1, self.num_patches))
+        return tokens
+
+
+@pytest.mark.parametrize("mask_ratio, n_keep", [(0.0, 16), (0.5, 8), (0.75, 4)])
+def test_position_prediction_targets_are_the_kept_patch_indices(mask_ratio, n_keep):
+    images = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
+    for n in range(16):  # patch n (row-major, 8x8) has value 10 + 15·n
+        r, c = divmod(n, 4)
+        images[:, :, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 10 + 15 * n
+    torch.manual_seed(0)
+    method = PositionPrediction(PatchValue(), mask_ratio=mask_ratio, recipe=IDENTITY)
+    with torch.no_grad():
+        method.head.weight.copy_(torch.eye(16))
+        method.head.bias.zero_()
+    seen = []
+    method.head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape))
+    _, logs = method.training_step(images)
+    assert logs["pretext_acc"] == 1.0
+    assert seen == [(8, n_keep, 16)]
+
+
+def test_position_prediction_with_a_random_vit_without_position_embedding_is_at_chance():
+    torch.manual_seed(0)
+    images = data.render(data.preset("hard"), 64, seed=1).images
+    vit = models.TinyViT(patch_size=4, dim=32, depth=1, heads=2, pos_embed=False)  # N = 64
+    method = PositionPrediction(vit, mask_ratio=0.0)
+    with torch.no_grad():
+        _, logs = method.training_step(images)
+    assert logs["pretext_acc"] < 3 / 64  # chance is 1/64 over 64·64 tokens
+
+
+def test_position_prediction_drops_the_class_token_before_the_head():
+    torch.manual_seed(0)
+    images = _noise(4)
+    method = PositionPrediction(_tiny_vit(pool="cls"), mask_ratio=0.0, recipe=IDENTITY)
+    seen = []
+    method.head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    method.training_step(images)
+    with torch.no_grad():
+        patches = method.backbone.forward_tokens(views.to_float(images))[:, 1:]  # (4, 16, 32)
+    torch.testing.assert_close(seen[0], patches, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- SimCLR, SupCon
+class RandomFeatures(nn.Module):
+    """Features that carry no information about the image."""
+
+    feature_dim = 64
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.scale * torch.randn(x.shape[0], self.feature_dim)
+
+
+class FixedProjection(nn.Module):
+    """A deterministic function of the pixels: a random linear map of the flattened image."""
+
+    feature_dim = 64
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, self.feature_dim)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_simclr_loss_is_log_2b_minus_1_for_uninformative_features_and_low_for_matched_views():
+    torch.manual_seed(0)
+    b = 64
+    chance = math.log(2 * b - 1)
+    loss, logs = SimCLR(RandomFeatures(), temperature=0.5).training_step(_noise(b))
+    assert loss.item() == pytest.approx(chance, abs=0.1)
+    assert logs["top1"] < 0.1
+    # identical views (no augmentation) of distinct images: the positive is found at once
+    method = SimCLR(FixedProjection(), recipe=IDENTITY, temperature=0.1)
+    loss, logs = method.training_step(_noise(b))
+    assert loss.item() < 0.1 * chance
+    assert logs["pos_sim"] == pytest.approx(1.0, abs=1e-5) and logs["top1"] == 1.0
+    assert logs["neg_sim"] < 0.5
+
+
+def test_supcon_with_distinct_labels_equals_simclr_on_the_same_views():
+    torch.manual_seed(0)
+    simclr = SimCLR(_cnn(), temperature=0.1)
+    supcon = SupCon(_cnn(), temperature=0.1)
+    supcon.load_state_dict(simclr.state_dict())
+    images = _noise(16)
+    torch.manual_seed(1)
+    a, _ = simclr.training_step(images)
+    torch.manual_seed(1)
+    b, _ = supcon.training_step(images, torch.arange(16))
+    torch.testing.assert_close(a, b)
+    torch.manual_seed(1)  # shared labels add positives: a different loss
+    c, _ = supcon.training_step(images, torch.arange(16) % 2)
+    assert abs(c.item() - a.item()) > 0.1
+
+
+# ----------------------------------------------------------------------------- MoCo
+def _perturbed_moco(**kw) -> MoCo:
+    torch.manual_seed(0)
+    method = MoCo(_cnn(), **{"queue_size": 64, **kw})
+    with torch.no_grad():  # as after an optimiser step: the query encoder has moved
+        for p in [*method.backbone.parameters(), *method.projector.parameters()]:
+            p.add_(0.1 * torch.randn_like(p))
+    return method
+
+
+def _key_and_query_params(method):
+    keys = [*method.key_backbone.parameters(), *method.key_projector.parameters()]
+    queries = [*method.backbone.parameters(), *method.projector.parameters()]
+    return keys, queries
+
+
+def test_moco_momentum_update_is_the_exponential_moving_average():
+    method = _perturbed_moco(momentum=0.9)
+    keys, queries = _key_and_query_params(method)
+    old = [p.clone() for p in keys]
+    assert not all(torch.equal(k, q) for k, q in zip(old, queries, strict=True))
+    method.on_step_end(1, 10)
+    for k, k0, q in zip(keys, old, queries, strict=True):
+        torch.testing.assert_close(k, 0.9 * k0 + 0.1 * q)
+    assert all(p.requires_grad for p in queries) and not any(p.requires_grad for p in keys)
+
+
+def test_moco_with_zero_momentum_copies_the_query_encoder():
+    method = _perturbed_moco(momentum=0.0)
+    method.on_step_end(1, 10)
+    keys, queries = _key_and_query_params(method)
+    assert all(torch.equal(k, q) for k, q in zip(keys, queries, strict=True))
+
+
+def test_moco_cosine_momentum_schedule_rises_to_one():
+    method = MoCo(_cnn(), momentum=0.9, momentum_schedule="cosine")
+    assert method.current_momentum(0, 10) == pytest.approx(0.9)
+    assert method.current_momentum(5, 10) == pytest.approx(0.95)
+    assert method.current_momentum(10, 10) == pytest.approx(1.0)
+    assert method.current_momentum(5, None) == pytest.approx(0.9)  # time budget: constant
+    assert MoCo(_cnn(), momentum=0.9).current_momentum(5, 10) == 0.9
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_moco_queue_is_a_fifo_of_the_keys_and_the_loss_uses_the_queue_before_them(symmetric):
+    b, size = 8, 28
+    method = _perturbed_moco(queue_size=size, symmetric=symmetric)  # key encoder != query
+    method.eval()  # BN on running statistics: each embedding depends on its own image only
+    recipe = views.simclr_recipe(32)  # the default views, reproduced below from the seed
+    per_step = 2 * b if symmetric else b
+    ptr, wrapped = 0, False
+    for step in range(4):
+        images = _noise(b, seed=step)
+        before = method.queue.clone()
+        torch.manual_seed(100 + step)
+        loss, _ = method.training_step(images)
+        torch.manual_seed(100 + step)
+        x1, x2 = views.two_views(images, recipe)
+        with torch.no_grad():
+            q1, q2 = (method.projector(method.backbone(x)) for x in (x1, x2))
+            k1, k2 = (F.normalize(method.key_projector(method.key_backbone(x)), dim=1)
+                      for x in (x1, x2))
+        # each query's positive is the key of the *other* view, made by the key encoder
+        q, k = (torch.cat([q1, q2]), torch.cat([k2, k1])) if symmetric else (q1, k2)
+        torch.testing.assert_close(loss, losses.moco_loss(q, k, before, method.temperature))
+        rows = (ptr + torch.arange(per_step)) % size
+        wrapped |= bool((rows[1:] < rows[:-1]).any())
+        torch.testing.assert_close(method.queue[rows], k)
+        untouched = torch.ones(size, dtype=torch.bool)
+        untouched[rows] = False
+        assert torch.equal(method.queue[untouched], before[untouched])
+        ptr = (ptr + per_step) % size
+        assert int(method.queue_ptr) == ptr
+    assert wrapped  # the ring buffer went past its end at least once
+
+
+def test_moco_queue_and_pointer_are_saved_and_restored():
+    torch.manual_seed(0)
+    method = MoCo(_cnn(), queue_size=64)
+    method.training_step(_noise(8))
+    state = method.state_dict()
+    assert "queue" in state and "queue_ptr" in state and int(state["queue_ptr"]) == 16
+    assert any(name.startswith("key_backbone.") for name in state)
+    other = MoCo(_cnn(), queue_size=64)
+    other.load_state_dict(state)
+    assert torch.equal(other.queue, method.queue) and int(other.queue_ptr) == 16
+
+
+def test_moco_shuffle_bn_emulation_restores_the_order_of_the_keys():
+    # In eval mode BN statistics are fixed, so splitting and shuffling must change nothing.
+    torch.manual_seed(0)
+    plain = MoCo(_cnn(), queue_size=64, recipe=IDENTITY).eval()
+    split = MoCo(_cnn(), queue_size=64, recipe=IDENTITY, bn_splits=4).eval()
+    split.load_state_dict(plain.state_dict())
+    images = _noise(16)
+    a, _ = plain.training_step(images)
+    b, _ = split.training_step(images)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(plain.queue, split.queue)
+
+
+# ----------------------------------------------------------------------------- the loop
+@pytest.fixture(scope="module")
+def shapes():
+    batch = data.render(data.preset("hard"), 64, seed=0)
+    return batch.images, batch.labels
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_five_steps_of_fit_run_for_every_method(name, shapes):
+    images, labels = shapes
+    torch.manual_seed(0)
+    method = BUILDERS[name]()
+    history = fit(method, images, labels if name == "supcon" else None,
+                  TrainConfig(steps=5, batch_size=32), progress=False)
+    assert history.step == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(v) for v in history.loss)
+    assert history.logs and all(len(v) == 5 for v in history.logs.values())
+    if isinstance(method, MoCo):
+        assert int(method.queue_ptr) == 5 * 2 * 32 % 256
