@@ -103,10 +103,14 @@ class SimCLR(Method):
     def _recipe(self, images: torch.Tensor) -> views.Recipe:
         return self.recipe or views.simclr_recipe(images.shape[-1], colour="strong")
 
-    def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
-        """NT-Xent of the two views' projections; ``labels`` are ignored."""
+    def project_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two random views of ``images`` (B, 3, S, S) → their projections, each (B, proj_dim)."""
         v1, v2 = views.two_views(images, self._recipe(images))        # (B, 3, S, S) each
         z = self.projector(self.backbone(torch.cat([v1, v2])))        # (2B, proj_dim)
-        z1, z2 = z.chunk(2)
+        return z.chunk(2)
+
+    def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """NT-Xent of the two views' projections; ``labels`` are ignored."""
+        z1, z2 = self.project_views(images)
         loss = losses.nt_xent(z1, z2, self.temperature)
         return loss, contrastive_logs(z1, z2)

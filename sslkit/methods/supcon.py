@@ -13,15 +13,12 @@ import torch
 from torch import nn
 
 from .. import losses, views
-from .._validate import check_positive_int
-from ..models import projector as make_projector
-from .base import Method
-from .simclr import check_recipe, check_temperature, contrastive_logs
+from .simclr import SimCLR, contrastive_logs
 
 __all__ = ["SupCon"]
 
 
-class SupCon(Method):
+class SupCon(SimCLR):
     """Supervised contrastive loss on the projections of two views of each labelled image.
 
     "Supervised Contrastive Learning" (2020, arXiv 2004.11362), the loss of Eq. 2
@@ -44,25 +41,14 @@ class SupCon(Method):
 
     def __init__(self, backbone: nn.Module, proj_hidden: int = 512, proj_dim: int = 128,
                  temperature: float = 0.1, recipe: views.Recipe | None = None):
-        super().__init__(backbone)
-        check_positive_int("proj_hidden", proj_hidden)
-        check_positive_int("proj_dim", proj_dim)
-        check_temperature(temperature)
-        check_recipe(recipe)
-        self.projector = make_projector(backbone.feature_dim, proj_hidden, proj_dim)
-        self.temperature, self.recipe = temperature, recipe
-        self.hparams = dict(proj_hidden=proj_hidden, proj_dim=proj_dim, temperature=temperature,
-                            recipe=repr(recipe))
+        super().__init__(backbone, proj_hidden, proj_dim, temperature, recipe)
 
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Supervised contrastive loss; ``labels`` ``(B,)`` are required."""
         if labels is None:
             raise ValueError("SupCon needs labels: pass them to fit(method, images, "
                              "labels=...) or to training_step(images, labels)")
-        recipe = self.recipe or views.simclr_recipe(images.shape[-1], colour="strong")
-        v1, v2 = views.two_views(images, recipe)                       # (B, 3, S, S) each
-        z = self.projector(self.backbone(torch.cat([v1, v2])))         # (2B, proj_dim)
-        z1, z2 = z.chunk(2)
+        z1, z2 = self.project_views(images)                             # (B, proj_dim) each
         features = torch.stack([z1, z2], dim=1)                        # (B, 2 views, proj_dim)
         loss = losses.supcon_loss(features, labels, self.temperature)
         return loss, contrastive_logs(z1, z2)

@@ -1,0 +1,51 @@
+"""Committed notebooks are products: lectures and solutions are executed top to bottom in order,
+exercises carry no outputs, and every lecture follows the template (COURSE.md §6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTED = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
+    (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
+LECTURES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_executed_in_order_without_errors(path):
+    cells = [c for c in _code_cells(path) if c.source.strip()]
+    counts = [c.execution_count for c in cells]
+    assert None not in counts, f"{path.name}: cells not executed: re-run it top to bottom"
+    assert counts == list(range(1, len(cells) + 1)), (
+        f"{path.name}: execution counts {counts} are out of order: restart and run all")
+    errors = [o for c in cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name}: committed with an error output: {errors[0].ename}"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_exercises_carry_no_outputs(path):
+    assert all(not c.outputs and c.execution_count is None for c in _code_cells(path))
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_lectures_follow_the_template(path):
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "markdown").lower()
+    for part in ("learning objectives", "prerequisites", "time", "you should see", "summary",
+                 "pitfalls", "further reading", "exercise"):
+        assert part in text, f"{path.name} lacks its '{part}' section"
+    assert "arxiv" in text, f"{path.name} cites no paper"
+
+
+def test_there_are_lectures_and_every_exercise_has_a_lecture():
+    assert LECTURES
+    lecture_stems = {p.stem for p in LECTURES}
+    assert {p.stem for p in EXERCISES} <= lecture_stems
