@@ -93,6 +93,7 @@ def format_table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: run the notebooks, write ``results.json``, print the table; exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", default=["notebooks"],
                         help="notebook files or folders (default: notebooks/)")

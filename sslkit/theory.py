@@ -348,6 +348,7 @@ class LogisticModel:
         return features @ self.weight + self.bias[..., None, :]
 
     def predict_proba(self, features: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: ``(..., N, D)`` → ``(..., N, C)``."""
         return torch.softmax(self.logits(features), -1)
 
 

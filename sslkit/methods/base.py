@@ -41,6 +41,7 @@ class Method(nn.Module):
         """Hook run after each optimiser step (``step`` counts from 1). Default: nothing."""
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """Same as :meth:`training_step` (see the comment below)."""
         # ``forward`` is ``training_step`` so that DistributedDataParallel, which wraps
         # ``forward``, synchronises gradients for every method without special cases.
         return self.training_step(images, labels)

@@ -32,6 +32,7 @@ def check_recipe(recipe) -> None:
 
 
 def check_temperature(temperature) -> None:
+    """Raise ``ValueError`` unless the contrastive temperature τ is > 0."""
     check_range("temperature", temperature, 0.0, None, low_open=True,
                 hint="it divides the cosine similarities; typical values are 0.05-0.5")
 
