@@ -230,3 +230,47 @@ def test_fit_rejects_bad_inputs():
         fit(TinyClassifier(), images[:0], None, TrainConfig(steps=1), progress=False)
     with pytest.raises(TypeError, match="Method"):
         fit(nn.Linear(2, 2), images, y, TrainConfig(steps=1), progress=False)
+
+
+def test_seconds_budget_stops_on_the_clock_and_decays_the_lr():
+    images, y = _data()
+    h = fit(TinyClassifier(), images, y, TrainConfig(seconds=0.3, batch_size=8, warmup=0.0),
+            progress=False)
+    assert 0.3 <= h.seconds < 3.0 and len(h.step) > 1
+    assert h.lr[-1] < h.lr[0]
+
+
+def test_online_knn_is_recorded_every_k_steps():
+    images, y = _data()
+    h = fit(TinyClassifier(), images, y, TrainConfig(steps=10, batch_size=16, knn_every=5),
+            knn_data=(images[:32], y[:32], images[32:], y[32:]), progress=False)
+    assert h.knn_step == [5, 10]
+    assert all(0.0 <= a <= 1.0 for a in h.knn_acc)
+
+
+def _ddp_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    torch.set_num_threads(1)
+    images, y = _data()
+    torch.manual_seed(0)
+    method = TinyClassifier()
+    fit(method, images, y, TrainConfig(steps=5, batch_size=16, lr=0.05), progress=False)
+    torch.save(method.head.weight.detach(), f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_ranks_train_on_disjoint_slices_and_stay_in_sync(tmp_path):
+    """Two gloo processes on CPU (what torchrun launches): each rank trains on its slice of the
+    batch and DistributedDataParallel averages the gradients, so both ranks end with the same,
+    trained weights."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_ddp_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2,
+                       start_method="spawn")
+    w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    torch.testing.assert_close(w0, w1, rtol=0, atol=0)
+    torch.manual_seed(0)
+    assert not torch.allclose(w0, TinyClassifier().head.weight)  # it did train
