@@ -356,7 +356,7 @@ def graded(tmp_path_factory):
     out, printed = root / "grades.csv", io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = grade.main([str(root / "submitted"), "--out", str(out), "--solutions",
-                             str(SOLUTION.parent), "--timeout", "120",
+                             str(SOLUTION.parent), "--timeout", "600",
                              "--executed", str(root / "executed")])
     with out.open(newline="") as f:
         rows = list(csv.reader(f))
