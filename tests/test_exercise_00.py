@@ -24,7 +24,7 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
-from nbclient import NotebookClient
+from notebook_helpers import by_id, execute, text_of
 
 from sslkit import checks, evaluate, exercises, grade
 from sslkit.checks import CheckFailed
@@ -33,10 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME = "00_tour_and_protocol"
 SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
 EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
-
-
-def by_id(nb, gid):
-    return next(c for c in nb.cells if exercises.grade_id(c) == gid)
 
 
 def solution_source(gid: str) -> str:
@@ -279,19 +275,6 @@ def test_the_recorder_swaps_in_the_library_knn_and_always_restores_the_learners(
 
 
 # ---------------------------------------------------------------------------- the notebooks
-def execute(nb, cwd):
-    """Run a notebook in a fresh kernel; return it and ``{cell index: (ename, evalue)}``."""
-    nb = copy.deepcopy(nb)
-    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
-    return nb, {i: (o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                for o in c.outputs if o.output_type == "error"}
-
-
-def text_of(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs)
-
-
 def test_the_exercise_is_what_the_solution_generates():
     assert exercises.generate_solution_file(SOLUTION) == EXERCISE.read_text(encoding="utf-8")
 

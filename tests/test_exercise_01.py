@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
+from notebook_helpers import by_id, execute, text_of
 
 from sslkit import checks, exercises, grade, theory
 from sslkit.checks import CheckFailed
@@ -35,10 +35,6 @@ NAME = "01_why_unlabeled_data_helps"
 SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
 EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
 ANSWERS = ("e_step_solution", "m_step_solution", "pipeline_solution")
-
-
-def by_id(nb, gid):
-    return next(c for c in nb.cells if exercises.grade_id(c) == gid)
 
 
 def solution_source(gid: str) -> str:
@@ -327,19 +323,6 @@ def test_the_checks_notice_inputs_modified_in_place():
 
 
 # ---------------------------------------------------------------------------- the notebooks
-def execute(nb, cwd):
-    """Run a notebook in a fresh kernel; return it and ``{cell index: (ename, evalue)}``."""
-    nb = copy.deepcopy(nb)
-    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
-    return nb, {i: (o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                for o in c.outputs if o.output_type == "error"}
-
-
-def text_of(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs)
-
-
 def test_the_exercise_is_what_the_solution_generates():
     assert exercises.generate_solution_file(SOLUTION) == EXERCISE.read_text(encoding="utf-8")
 
