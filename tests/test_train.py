@@ -274,3 +274,27 @@ def test_ddp_ranks_train_on_disjoint_slices_and_stay_in_sync(tmp_path):
     torch.testing.assert_close(w0, w1, rtol=0, atol=0)
     torch.manual_seed(0)
     assert not torch.allclose(w0, TinyClassifier().head.weight)  # it did train
+
+
+_RUN_ONCE = """
+import torch
+from sslkit import data, models
+from sslkit.methods import Supervised
+from sslkit.train import TrainConfig, fit
+x = data.render(data.preset("hard"), 64, seed=0)
+torch.manual_seed(0)
+m = Supervised(models.SmallCNN(), 10)
+fit(m, x.images, x.labels, TrainConfig(steps=8, batch_size=32, lr=5e-3), progress=False)
+print(repr(sum(p.double().sum().item() for p in m.parameters())))
+"""
+
+
+def test_same_seed_same_weights_in_separate_processes():
+    """COURSE.md §9: the same seed gives the same numbers on the same machine, including the
+    views, the CNN's kernels and the sampler, across fresh interpreters."""
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", _RUN_ONCE], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0].strip()
