@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import csv
+import io
 
 from nbclient import NotebookClient
 
-from sslkit import exercises
+from sslkit import exercises, grade
 
 
 def by_id(nb, gid):
@@ -26,3 +29,14 @@ def execute(nb, cwd):
 def text_of(cell) -> str:
     """The printed text of a code cell's outputs."""
     return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def run_grader(submissions, solutions, root, timeout: int):
+    """One ``python -m sslkit.grade`` run over ``submissions`` (CSV to ``root/grades.csv``,
+    executed copies to ``root/executed``); return ``(status, csv rows, printed summary)``."""
+    out, printed = root / "grades.csv", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = grade.main([str(submissions), "--out", str(out), "--solutions", str(solutions),
+                             "--timeout", str(timeout), "--executed", str(root / "executed")])
+    with out.open(newline="") as f:
+        return status, list(csv.reader(f)), printed.getvalue()

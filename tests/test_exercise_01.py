@@ -15,19 +15,16 @@ into the answer cells of the submissions.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import csv
-import io
 import math
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
-from notebook_helpers import by_id, execute, text_of
+from notebook_helpers import by_id, execute, run_grader, text_of
 
-from sslkit import checks, exercises, grade, theory
+from sslkit import checks, exercises, theory
 from sslkit.checks import CheckFailed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,14 +391,7 @@ def graded(tmp_path_factory):
             by_id(nb, gid).source = source or solution_source(gid)
         by_id(nb, "payoff_answer").source = "Around m = 50, once EM finds the clumps."
         nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
-    out, printed = root / "grades.csv", io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = grade.main([str(root / "submitted"), "--out", str(out), "--solutions",
-                             str(SOLUTION.parent), "--timeout", "600",
-                             "--executed", str(root / "executed")])
-    with out.open(newline="") as f:
-        rows = list(csv.reader(f))
-    return status, rows, printed.getvalue(), root
+    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
 
 
 def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_cells(graded):

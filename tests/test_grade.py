@@ -6,15 +6,13 @@ One synthetic exercise (``99_demo``: ``add`` worth 1 public + 2 hidden points, `
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import csv
-import io
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_helpers import run_grader
 
 from sslkit import exercises, grade
 
@@ -128,14 +126,7 @@ def graded(course, exercise):
     sneaky.metadata["sslkit"]["exercise"] = "../solutions/99_demo"
     nbformat.write(sneaky, subs / "hank.ipynb")
 
-    out, printed = course / "grades.csv", io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = grade.main([str(subs), "--out", str(out), "--solutions",
-                             str(course / "solutions"), "--timeout", str(TIMEOUT),
-                             "--executed", str(course / "executed")])
-    with out.open(newline="") as f:
-        rows = list(csv.reader(f))
-    return status, rows, printed.getvalue(), course
+    return (*run_grader(subs, course / "solutions", course, timeout=TIMEOUT), course)
 
 
 def test_grading_the_mixed_folder_writes_the_right_points_and_flags(graded):
