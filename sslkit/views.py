@@ -76,7 +76,7 @@ from ._validate import check_choice, check_positive_int, check_range, check_unit
 
 __all__ = [
     "MEAN", "STD", "Recipe", "simclr_recipe", "byol_recipes", "dino_recipes", "augment",
-    "two_views", "multi_crop", "to_float",
+    "two_views", "multi_crop", "to_float", "to_uint8",
 ]
 
 #: Per-channel mean subtracted from images in [0, 1] (dataset-agnostic: the middle of the range).
@@ -296,6 +296,20 @@ def to_float(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
         x = _resize(x, (size, size))
     c = _consts(x.device)
     return torch.addcmul(c.norm_shift, x, c.norm_scale * scale)
+
+
+def to_uint8(views: torch.Tensor) -> torch.Tensor:
+    """Undo the normalisation of a view, for display: float ``(B, 3, S, S)`` with
+    ``(x - MEAN) / STD`` → uint8 ``(B, 3, S, S)`` (clipped to [0, 255]). Inverse of
+    :func:`to_float` up to rounding, e.g. ``plots.image_grid(to_uint8(augment(x, recipe)))``.
+    """
+    if not (isinstance(views, torch.Tensor) and views.ndim == 4 and views.shape[1] == 3
+            and views.is_floating_point()):
+        got = tuple(views.shape) if isinstance(views, torch.Tensor) else type(views).__name__
+        raise ValueError(f"views must be a float tensor (B, 3, S, S), got {got}")
+    c = _consts(views.device)
+    x = (views.float() - c.norm_shift) / c.norm_scale        # back to [0, 1]
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 # --------------------------------------------------------------------------------------------

@@ -344,3 +344,12 @@ def test_invalid_arguments_raise():
         V.to_float(images(1), size=0)
     with pytest.raises(ValueError, match="generator="):
         V.augment(images(1), V.simclr_recipe(), generator="seed")
+
+
+def test_to_uint8_inverts_to_float_and_rejects_uint8():
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(V.to_uint8(V.to_float(images)), images)
+    # out-of-range values (a view after strong jitter) are clipped, not wrapped around
+    assert V.to_uint8(torch.full((1, 3, 2, 2), 10.0)).min().item() == 255
+    with pytest.raises(ValueError, match="float tensor"):
+        V.to_uint8(images)
