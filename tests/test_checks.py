@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -209,3 +211,22 @@ def test_randn_is_seeded_and_validates_the_shape():
     assert not torch.equal(checks.randn(2, 3, seed=5), checks.randn(2, 3, seed=6))
     with pytest.raises(ValueError, match=r"shape\[1\]=0"):
         checks.randn(2, 0)
+
+
+def test_the_package_re_exports_the_framework_and_every_exercise_check():
+    """``sslkit.checks`` is a package (``_core`` + one module per exercise); notebooks and tests
+    only ever write ``checks.<name>``."""
+    modules = {"_core": "framework", "protocol": "00", "theory": "01", "pretext": "02",
+               "contrastive": "03, 04"}
+    names = []
+    for module in modules:
+        mod = importlib.import_module(f"sslkit.checks.{module}")
+        assert mod.__doc__ and mod.__all__, module
+        for name in mod.__all__:
+            assert getattr(checks, name) is getattr(mod, name), (module, name)
+        names += mod.__all__
+    assert sorted(checks.__all__) == sorted(names)
+    for name in ("rotation_batch", "nt_xent", "update_queue", "momentum_update", "softmax",
+                 "knn_classify", "e_step"):
+        assert name in checks.__all__ and callable(getattr(checks, name))
+    assert checks.CheckFailed is importlib.import_module("sslkit.checks._core").CheckFailed

@@ -1,0 +1,94 @@
+"""Self-checks for the exercises: run the learner's function on seeded inputs, say what differs.
+
+A learner calls ``checks.<name>(my_function)`` in an exercise notebook. The check runs the
+function and the reference on a few named *cases* (seeded inputs, including edge cases such as a
+batch of one, ties and large logits) and prints one line per case; on success it ends with
+``"<name>: N public checks passed."``. These are public checks only (hidden tests grade the
+exercise), so the message never claims that all tests passed. On the first difference it raises
+:class:`CheckFailed` saying precisely what differs: the type, the shape, the dtype, the first
+index where values differ (with both values), NaN/Inf, symmetry, or a gradient that does not
+reach the inputs. A learner's ``NotImplementedError`` (the exercise stub) comes back as
+``NotImplementedError("<name>: not implemented yet: ...")``, so an unsolved exercise raises only
+``NotImplementedError``.
+
+Layout: ``_core`` holds the framework (:func:`compare`, :func:`compare_call`,
+:func:`check_symmetric`, :func:`check_gradient_flow`, :func:`run_checks`, :func:`randn` and the
+worked example :func:`softmax`); one module per exercise holds its checks, and everything public
+is re-exported here, so notebooks write ``from sslkit import checks; checks.nt_xent(fn)``:
+
+- ``protocol`` (exercise 00): :func:`knn_classify`, :func:`label_efficiency`,
+  :func:`knn_recorder` — *Unsupervised Feature Learning via Non-Parametric Instance
+  Discrimination* (2018, arXiv 1805.01978), *Big Self-Supervised Models are Strong
+  Semi-Supervised Learners* (2020, arXiv 2006.10029);
+- ``theory`` (exercise 01): :func:`e_step`, :func:`m_step`, :func:`pretrain_then_erm` — EM
+  (Dempster, Laird & Rubin, 1977), *On the Provable Advantage of Unsupervised Pretraining* (2023,
+  arXiv 2303.01566);
+- ``pretext`` (exercise 02): :func:`rotation_batch` — *Unsupervised Representation Learning by
+  Predicting Image Rotations* (2018, arXiv 1803.07728);
+- ``contrastive`` (exercises 03 and 04): :func:`nt_xent` — *A Simple Framework for Contrastive
+  Learning of Visual Representations* (2020, arXiv 2002.05709); :func:`update_queue` and
+  :func:`momentum_update` — *Momentum Contrast for Unsupervised Visual Representation Learning*
+  (2019, arXiv 1911.05722).
+
+Adding a check for a new exercise: one public function per exercise, named after it, built from
+the helpers of ``_core``, in the exercise's module (re-exported here). For example::
+
+    def knn_classify(learner_fn):
+        \"\"\"Check ``learner_fn(train_z, train_y, query_z, k)`` against the library's.\"\"\"
+        from sslkit import evaluate
+        z, y = randn(20, 8, seed=0), torch.arange(20) % 4
+        run_checks("knn_classify", {
+            "random features, k=5": lambda: compare_call(
+                learner_fn, evaluate.knn_classify, z, y, randn(6, 8, seed=1), 5),
+            "a query of one": ...,
+        })
+
+:func:`softmax` is the worked example.
+"""
+
+from __future__ import annotations
+
+from ._core import (
+    CheckFailed,
+    check_gradient_flow,
+    check_symmetric,
+    compare,
+    compare_call,
+    randn,
+    run_checks,
+    softmax,
+)
+from .contrastive import momentum_update, nt_xent, update_queue
+from .pretext import rotation_batch
+from .protocol import (  # noqa: F401  (private names: used by the exercise tests)
+    KnnCall,
+    _knn_cases,
+    _knn_reference,
+    knn_classify,
+    knn_recorder,
+    label_efficiency,
+)
+from .theory import (  # noqa: F401  (private names: used by the exercise tests)
+    _compare_e_step,
+    _compare_m_step,
+    _e_cases,
+    _mixture_copy,
+    _variance_diagnosis,
+    e_step,
+    m_step,
+    pretrain_then_erm,
+)
+
+__all__ = [
+    # the framework (_core)
+    "CheckFailed", "compare", "compare_call", "check_symmetric", "check_gradient_flow",
+    "run_checks", "randn", "softmax",
+    # exercise 00 (protocol)
+    "knn_classify", "label_efficiency", "knn_recorder", "KnnCall",
+    # exercise 01 (theory)
+    "e_step", "m_step", "pretrain_then_erm",
+    # exercise 02 (pretext)
+    "rotation_batch",
+    # exercises 03 and 04 (contrastive)
+    "nt_xent", "update_queue", "momentum_update",
+]

@@ -1,0 +1,351 @@
+"""Exercise 04 (MoCo's queue and momentum encoder): its public checks, notebooks and grading.
+
+* ``checks.update_queue`` and ``checks.momentum_update`` pass correct answers (the solution's,
+  independent formulations and the library's) and fail deliberately wrong ones (a pointer that
+  does not wrap, slicing without wrap-around, starting over at row 0, a queue rebound instead of
+  updated, keys not detached; ``m`` on the query encoder, the query encoder updated, buffers
+  averaged, no ``torch.no_grad()``, an update that does not stick), naming the case and the
+  mistake;
+* the momentum check's reference is exactly ``MoCo.on_step_end``;
+* the generated exercise, executed unsolved, raises only ``NotImplementedError``; the solution
+  executes without error (public and hidden tests pass) and is stored executed, in order;
+* one ``sslkit.grade`` run on submissions built from the exercise gives full points to the
+  correct answers and takes the points of exactly the cell whose answer is wrong.
+
+The wrong answers are source strings: the same text is ``exec``-ed for the checks and pasted
+into the answer cells of the submissions.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from notebook_helpers import by_id, execute, run_grader, text_of
+
+from sslkit import checks, exercises, losses, methods, models
+from sslkit.checks import CheckFailed
+from sslkit.checks import contrastive as contrastive_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "04_contrastive_moco_supcon"
+SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
+EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
+ANSWERS = ("queue_solution", "momentum_solution")
+
+
+def solution_source(gid: str) -> str:
+    return by_id(exercises.read_notebook(SOLUTION), gid).source
+
+
+def define(source: str, name: str):
+    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
+    namespace = {"torch": torch}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+# ---------------------------------------------------------------------------- answers
+Q_HEAD = """\
+def update_queue(queue, keys, ptr):
+    size, b = queue.shape[0], keys.shape[0]
+    if b > size or not 0 <= ptr < size:
+        raise ValueError("bad arguments")
+"""
+Q_LOOP = Q_HEAD + """\
+    # an independent formulation: one row at a time, under no_grad
+    with torch.no_grad():
+        for i in range(b):
+            queue[(ptr + i) % size].copy_(keys[i])
+    return int((ptr + b) % size)
+"""
+Q_POINTER_NOT_WRAPPING = Q_HEAD + """\
+    queue[(ptr + torch.arange(b)) % size] = keys.detach().to(queue.dtype)
+    return ptr + b
+"""
+Q_SLICE = Q_HEAD + """\
+    queue[ptr:ptr + b] = keys.detach()
+    return (ptr + b) % size
+"""
+Q_RESTART = Q_HEAD + """\
+    if ptr + b > size:  # no room left at the end: start over at row 0
+        ptr = 0
+    queue[ptr:ptr + b] = keys.detach()
+    return (ptr + b) % size
+"""
+Q_REBOUND = Q_HEAD + """\
+    queue = queue.clone()
+    queue[(ptr + torch.arange(b)) % size] = keys.detach().to(queue.dtype)
+    return (ptr + b) % size
+"""
+Q_NOT_DETACHED = Q_HEAD + """\
+    queue[(ptr + torch.arange(b)) % size] = keys.to(queue.dtype)
+    return (ptr + b) % size
+"""
+
+M_HEAD = "def momentum_update(key_encoder, query_encoder, m):\n"
+M_COPY = M_HEAD + """\
+    # an independent formulation: named parameters, copy_ of the weighted average
+    query = dict(query_encoder.named_parameters())
+    with torch.no_grad():
+        for name, p_k in key_encoder.named_parameters():
+            p_k.copy_(m * p_k + (1 - m) * query[name])
+"""
+PAIRS = "zip(key_encoder.parameters(), query_encoder.parameters())"
+M_SWAPPED = M_HEAD + f"""\
+    with torch.no_grad():
+        for p_k, p_q in {PAIRS}:
+            p_k.copy_((1 - m) * p_k + m * p_q)
+"""
+M_UPDATES_QUERY = M_HEAD + f"""\
+    with torch.no_grad():
+        for p_k, p_q in {PAIRS}:
+            p_q.mul_(m).add_(p_k, alpha=1 - m)
+"""
+M_STATE_DICT = M_HEAD + """\
+    with torch.no_grad():
+        query = query_encoder.state_dict()
+        for name, value in key_encoder.state_dict().items():
+            if value.is_floating_point():
+                value.mul_(m).add_(query[name], alpha=1 - m)
+"""
+M_NO_NO_GRAD = M_HEAD + f"""\
+    for p_k, p_q in {PAIRS}:
+        p_k.copy_(m * p_k + (1 - m) * p_q)
+"""
+M_LOCAL_NAME = M_HEAD + f"""\
+    for p_k, p_q in {PAIRS}:
+        p_k = m * p_k + (1 - m) * p_q
+"""
+M_NEW_PARAMETERS = M_HEAD + """\
+    query = dict(query_encoder.named_parameters())
+    for name, p_k in list(key_encoder.named_parameters()):
+        module_name, _, attr = name.rpartition(".")
+        module = key_encoder.get_submodule(module_name)
+        new = (m * p_k + (1 - m) * query[name]).detach()
+        setattr(module, attr, torch.nn.Parameter(new, requires_grad=p_k.requires_grad))
+"""
+
+
+def _momentum_reference(key, query, m):
+    with torch.no_grad():
+        for p_k, p_q in zip(key.parameters(), query.parameters(), strict=True):
+            p_k.mul_(m).add_(p_q, alpha=1 - m)
+
+
+# ------------------------------------------------------------------------------- the checks
+@pytest.mark.parametrize("check, name, source, count", [
+    (checks.update_queue, "update_queue", "queue_solution", 10),
+    (checks.update_queue, "update_queue", Q_LOOP, 10),
+    (checks.update_queue, "update_queue", losses.update_queue, 10),
+    (checks.momentum_update, "momentum_update", "momentum_solution", 8),
+    (checks.momentum_update, "momentum_update", M_COPY, 8),
+    (checks.momentum_update, "momentum_update", _momentum_reference, 8),
+], ids=["q_solution", "q_loop", "q_library", "m_solution", "m_copy", "m_reference"])
+def test_correct_answers_pass_the_public_checks(check, name, source, count, capsys):
+    if callable(source):
+        fn = source
+    else:
+        fn = define(solution_source(source) if source in ANSWERS else source, name)
+    check(fn)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{name}: {count} public checks passed."
+    assert len(lines) == count + 1 and all(line.startswith("  ✓ ") for line in lines[:-1])
+
+
+WRONG = [  # (check, function name, source, the case that fails, words of the message)
+    (checks.update_queue, "update_queue", Q_POINTER_NOT_WRAPPING, "check 3/10 'wrap-around",
+     ["returned pointer 9, expected (6 + 3) % 8 = 1", "the pointer must wrap around too"]),
+    (checks.update_queue, "update_queue", Q_SLICE, "check 3/10 'wrap-around",
+     ["your code raised RuntimeError", "(ptr + torch.arange(B)) % Q"]),
+    (checks.update_queue, "update_queue", Q_RESTART, "check 3/10 'wrap-around",
+     ["expected rows [6, 7, 0] to hold keys 0…2", "0: key 0, 1: key 1, 2: key 2, 3: old",
+      "you started over at row 0, but the reference wraps around"]),
+    (checks.update_queue, "update_queue", Q_REBOUND, "check 1/10 'Q=8, B=3, ptr=0",
+     ["the queue passed in is unchanged: update it in place"]),
+    (checks.update_queue, "update_queue", Q_NOT_DETACHED, "check 7/10 'keys that require grad",
+     ["the queue now requires grad", "keys.detach()"]),
+    (checks.momentum_update, "momentum_update", M_SWAPPED, "check 1/8 'm=0.9",
+     ["key parameter '0.weight': values differ", "m and 1 − m are swapped",
+      "m multiplies the key encoder's OWN parameters"]),
+    (checks.momentum_update, "momentum_update", M_UPDATES_QUERY, "check 1/8 'm=0.9",
+     ["the query encoder's '0.weight' changed", "updates its FIRST argument"]),
+    (checks.momentum_update, "momentum_update", M_STATE_DICT, "check 1/8 'm=0.9",
+     ["the key encoder's buffer '1.running_mean' changed", "not state_dict()"]),
+    (checks.momentum_update, "momentum_update", M_NO_NO_GRAD, "check 1/8 'm=0.9",
+     ["now has requires_grad=True, grad_fn=CopyBackwards", "torch.no_grad()"]),
+    (checks.momentum_update, "momentum_update", M_LOCAL_NAME, "check 1/8 'm=0.9",
+     ["values differ", "the key encoder did not move", "only rebinds a local name"]),
+    (checks.momentum_update, "momentum_update", M_NEW_PARAMETERS, "check 1/8 'm=0.9",
+     ["parameter '0.weight' is a new object", "in place"]),
+]
+
+
+@pytest.mark.parametrize("check, name, source, case, words", WRONG, ids=[
+    "q_pointer_not_wrapping", "q_slice", "q_restart", "q_rebound", "q_not_detached",
+    "m_swapped", "m_updates_query", "m_state_dict", "m_no_no_grad", "m_local_name",
+    "m_new_parameters"])
+def test_wrong_answers_fail_naming_the_case_and_the_mistake(check, name, source, case, words,
+                                                            capsys):
+    with pytest.raises(CheckFailed) as info:
+        check(define(source, name))
+    msg = str(info.value)
+    assert msg.startswith(f"{name}: {case}"), msg
+    for word in words:
+        assert word in msg, (word, msg)
+    assert "public checks passed" not in capsys.readouterr().out
+
+
+def test_key_parameters_that_require_grad_need_no_grad():
+    """An update without ``torch.no_grad()`` that detaches the query's parameters passes while
+    the key encoder does not require grad, but PyTorch refuses it in place on parameters that
+    do: the case that covers this names the fix."""
+    detached = M_HEAD + f"""\
+    for p_k, p_q in {PAIRS}:
+        p_k.mul_(m).add_(p_q.detach(), alpha=1 - m)
+"""
+    with pytest.raises(CheckFailed) as info:
+        checks.momentum_update(define(detached, "momentum_update"))
+    msg = str(info.value)
+    assert msg.startswith("momentum_update: check 7/8 'key parameters that require grad"), msg
+    assert "your code raised RuntimeError" in msg and "under torch.no_grad()" in msg, msg
+
+
+@pytest.mark.parametrize("check, name", [(checks.update_queue, "update_queue"),
+                                         (checks.momentum_update, "momentum_update")])
+def test_a_stub_gives_only_the_friendly_not_implemented_error(check, name):
+    def stub(*args):
+        raise NotImplementedError("write the keys")
+
+    with pytest.raises(NotImplementedError) as info:
+        check(stub)
+    assert not isinstance(info.value, AssertionError)
+    assert str(info.value) == f"{name}: not implemented yet: write the keys"
+
+
+def test_the_momentum_reference_is_moco_on_step_end():
+    moco = methods.MoCo(models.SmallCNN((4, 8)), proj_hidden=8, proj_dim=4, queue_size=8,
+                        momentum=0.9)
+    with torch.no_grad():
+        for p in [*moco.backbone.parameters(), *moco.projector.parameters()]:
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    mine = copy.deepcopy(moco)
+    moco.on_step_end(0, None)
+    contrastive_checks._momentum_reference(mine.key_backbone, mine.backbone, 0.9)
+    contrastive_checks._momentum_reference(mine.key_projector, mine.projector, 0.9)
+    want = moco.state_dict()
+    for name, value in mine.state_dict().items():
+        assert torch.equal(value, want[name]), name
+
+
+def test_the_encoders_of_the_momentum_check_differ_in_parameters_and_buffers():
+    for make in (contrastive_checks._mlp, contrastive_checks._cnn):
+        key, query = contrastive_checks._encoders(make, 0)
+        assert not any(p.requires_grad for p in key.parameters())
+        assert all(p.requires_grad for p in query.parameters())
+        for (name, a), b in zip(key.state_dict().items(), query.state_dict().values(),
+                                strict=True):
+            if a.is_floating_point():
+                assert not torch.equal(a, b), name
+
+
+# ---------------------------------------------------------------------------- the notebooks
+def test_the_exercise_is_what_the_solution_generates():
+    assert exercises.generate_solution_file(SOLUTION) == EXERCISE.read_text(encoding="utf-8")
+
+
+def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
+    nb = nbformat.read(EXERCISE, as_version=4)
+    _, errors = execute(nb, tmp_path)
+    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    # each part's example, public check and graded cell, and Part C's table
+    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
+    assert graded <= set(errors) and len(errors) == 7, errors
+    check_cells = [i for i, c in enumerate(nb.cells) if c.source.startswith("checks.")]
+    assert [errors[i][1].split(":")[0] for i in check_cells] == ["update_queue",
+                                                                 "momentum_update"]
+    assert by_id(nb, "queue_answer").source == "YOUR ANSWER HERE"
+
+
+def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
+    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
+    assert errors == {}
+    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    for line in ("update_queue: 10 public checks passed.",
+                 "momentum_update: 8 public checks passed.",
+                 "step 4: ptr -> 3 | queue [32, 41, 42, 22, 31]",
+                 " 0.999 |                 693 | 3%"):
+        assert line in outputs, line
+
+
+def test_the_solution_is_stored_executed_in_order_without_errors():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert nb.metadata["sslkit"] == {"exercise": NAME}
+    points = {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
+              if exercises.nbgrader_meta(c).get("grade")}
+    assert points == {"queue_tests": 2, "momentum_tests": 3, "queue_answer": 2}
+    assert "torch.set_num_threads(1)" in code[0].source
+
+
+# ---------------------------------------------------------------------------- grading
+SUBMISSIONS = {  # learner → (queue, momentum) answers; None: the solution's answer
+    "correct": (None, None),
+    "correct_alternative": (Q_LOOP, M_COPY),  # other formulations, also right
+    "m_swapped": (None, M_SWAPPED),
+    "m_updates_query": (None, M_UPDATES_QUERY),
+    "q_pointer_not_wrapping": (Q_POINTER_NOT_WRAPPING, None),
+}
+CELLS = ("queue_tests", "momentum_tests")
+POINTS = {"queue_tests": 2, "momentum_tests": 3}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading_04")
+    exercise = nbformat.read(EXERCISE, as_version=4)
+    (root / "submitted").mkdir()
+    for learner, answers in SUBMISSIONS.items():
+        nb = copy.deepcopy(exercise)
+        for gid, source in zip(ANSWERS, answers, strict=True):
+            by_id(nb, gid).source = source or solution_source(gid)
+        by_id(nb, "queue_answer").source = "Old keys must come from a similar encoder."
+        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
+    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
+
+
+def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_cells(graded):
+    status, rows, printed, _ = graded
+    assert status == 0, printed
+    assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
+    wrong_cell = {"q_": "queue_tests", "m_": "momentum_tests"}
+    expected = []
+    for learner in sorted(SUBMISSIONS):
+        lost = wrong_cell.get(learner[:2])
+        flags = "crashed" if lost else ""  # a wrong answer also fails its public check cell
+        for cell in CELLS:
+            expected.append([learner, NAME, cell, "0" if cell == lost else str(POINTS[cell]),
+                             str(POINTS[cell]), flags])
+    assert rows[1:] == expected, printed
+
+
+@pytest.mark.parametrize("learner, cell, error", [
+    ("m_swapped", "momentum_tests",
+     "AssertionError: after 3 updates with m=0.9 the key's weight is 0.999, expected"),
+    ("m_updates_query", "momentum_tests",
+     "AssertionError: after 3 updates with m=0.9 the key's weight is 0, expected"),
+    ("q_pointer_not_wrapping", "queue_tests", "ValueError: bad arguments"),  # ptr=6 at step 4
+])
+def test_each_wrong_answer_fails_its_graded_cell_and_its_public_check(graded, learner, cell,
+                                                                      error):
+    executed = nbformat.read(graded[3] / "executed" / f"{learner}.ipynb", as_version=4)
+    [err] = [o for o in by_id(executed, cell).outputs if o.output_type == "error"]
+    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
+    name = {"queue_tests": "update_queue", "momentum_tests": "momentum_update"}[cell]
+    check = next(c for c in executed.cells if c.source.startswith(f"checks.{name}("))
+    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]
