@@ -50,6 +50,59 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
         "full": dict(n_trials=200, ms=(30, 100, 1_000, 10_000),
                      ns=(2, 3, 5, 10, 30, 100, 300, 1_000, 3_000), test_size=100_000),
     },
+    "02_pretext_tasks": {
+        # Tuned on 2 CPU cores (hard preset, upright = max_rotation 0): RotNet gains most from
+        # many small steps (batch 16, i.e. 64 images after the 4 rotations, lr 3e-3); 128 images
+        # per step at lr 1e-3 gave a third of the gain for the same time. The rotated world's
+        # loss stays at log 4 from the start, so it gets half the steps. Probes: 10 labels/class.
+        # Position prediction: 8 px patches (16 positions), a 64-wide ViT; the default 4 px,
+        # 128-wide ViT was ~5x slower per step for a similar probe gain.
+        "quick": dict(labels_per_class=10, upright_rotation=0.0, rotnet_steps=1_200,
+                      rotnet_batch_size=16, rotnet_lr=3e-3, rotated_steps=600,
+                      jigsaw_steps=400, jigsaw_batch_size=32, jigsaw_lr=3e-3, jigsaw_jitter=4,
+                      vit=dict(patch_size=8, dim=64, depth=3, heads=4), position_steps=600,
+                      position_batch_size=64, position_lr=2e-3, position_mask_ratio=0.5,
+                      panel_n_unlabeled=2_000, panel_n_val=500, panel_n_test=1_000,
+                      panel_steps=300),
+        "full": dict(labels_per_class=10, upright_rotation=0.0, rotnet_steps=20_000,
+                     rotnet_batch_size=64, rotnet_lr=1e-3, rotated_steps=10_000,
+                     jigsaw_steps=10_000, jigsaw_batch_size=128, jigsaw_lr=1e-3, jigsaw_jitter=4,
+                     vit=dict(patch_size=4, dim=192, depth=6, heads=6), position_steps=20_000,
+                     position_batch_size=256, position_lr=5e-4, position_mask_ratio=0.5,
+                     panel_n_unlabeled=10_000, panel_n_val=1_000, panel_n_test=2_000,
+                     panel_steps=500),
+    },
+    "03_contrastive_simclr": {
+        # `easy` in quick: one CPU minute of SimCLR on `hard` probes at ~18 % (10/class), too
+        # close to its baselines to teach; on `easy` it clears the course's bars (issue 5 notes,
+        # benchmarks/simclr_quick.py). Views are 24 px crops (keeping >= half of the 32 px
+        # image), probes see the full 32 px images: 1.7x cheaper per step and more accurate.
+        "quick": dict(preset="easy", steps=500, batch_size=128, lr=3e-3, temperature=0.2,
+                      view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
+                      supervised_lr=5e-3, sweep_temperatures=(0.02, 0.2, 5.0),
+                      ablation_steps=150, panel_steps=100, bar_over_supervised=0.10,
+                      bar_over_random=0.20, bar_100pc=0.50),
+        "full": dict(preset="hard", steps=20_000, batch_size=512, lr=2e-3, temperature=0.2,
+                     view_size=32, proj_hidden=2048, proj_dim=128, crop_scale=(0.2, 1.0),
+                     supervised_lr=2e-3, sweep_temperatures=(0.02, 0.2, 5.0),
+                     ablation_steps=2_000, panel_steps=300, bar_over_supervised=0.10,
+                     bar_over_random=0.20, bar_100pc=0.50),
+    },
+    "04_contrastive_moco_supcon": {
+        # The data, views and encoder of lecture 03; SimCLR and MoCo see the same images
+        # (MoCo: batch / 4 for 4x the steps).
+        "quick": dict(preset="easy", batch_size=128, lr=3e-3, moco_lr=2e-3, temperature=0.2,
+                      view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
+                      simclr_steps=300, queue_size=512, momentum=0.99, supcon_temperature=0.2,
+                      supcon_steps=300, sweep_steps=600, sweep_queue_sizes=(64, 512, 4096),
+                      panel_steps=100, bar_moco_within=0.05),
+        "full": dict(preset="hard", batch_size=512, lr=2e-3, moco_lr=1e-3, temperature=0.2,
+                     view_size=32, proj_hidden=2048, proj_dim=128, crop_scale=(0.2, 1.0),
+                     simclr_steps=10_000, queue_size=16_384, momentum=0.996,
+                     supcon_temperature=0.2, supcon_steps=10_000, sweep_steps=40_000,
+                     sweep_queue_sizes=(256, 4096, 16_384), panel_steps=500,
+                     bar_moco_within=0.05),
+    },
 }
 
 
