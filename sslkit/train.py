@@ -26,6 +26,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -271,6 +272,7 @@ def fit(
     knn_data: tuple | None = None,
     progress: bool | None = None,
     device: torch.device | str | None = None,
+    on_log: Callable[[int, float, dict], None] | None = None,
 ) -> History:
     """Train ``method`` in place on a pool of images and return its :class:`History`.
 
@@ -288,6 +290,10 @@ def fit(
         knn_data: ``(train_x, train_y, test_x, test_y)`` for the online kNN monitor.
         progress: show a ``tqdm.auto`` bar (default: unless ``SSLKIT_PROGRESS=0``).
         device: where to train (default: the device of ``images``).
+        on_log: called on rank 0 as ``on_log(step, loss, logs)`` each time a step is logged
+            (every ``config.log_every`` steps), with the values the history records; lets a
+            widget draw live curves. It is not part of the cache key and is not called when the
+            run is loaded from the cache.
 
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (message names the step and likely causes).
@@ -302,6 +308,8 @@ def fit(
             f"images must be a non-empty (N, 3, H, W) tensor, got {tuple(images.shape)}")
     if labels is not None and labels.shape[0] != images.shape[0]:
         raise ValueError(f"labels has {labels.shape[0]} entries for {images.shape[0]} images")
+    if on_log is not None and not callable(on_log):
+        raise TypeError(f"on_log must be a function (step, loss, logs), got {on_log!r}")
     device = torch.device(device) if device is not None else images.device
     method.to(device)
     rank, world = _distributed()
@@ -318,7 +326,7 @@ def fit(
 
     history = _train(method, images, labels, config, device=device, rank=rank, world=world,
                      checkpoint=Path(checkpoint) if checkpoint else None, resume=resume,
-                     knn_data=knn_data, progress=progress)
+                     knn_data=knn_data, progress=progress, on_log=on_log)
     if path is not None and rank == 0:
         _atomic_save({"state_dict": method.state_dict(), "history": history.to_dict(),
                       "config": dataclasses.asdict(config)}, path)
@@ -326,7 +334,7 @@ def fit(
 
 
 def _train(method, images, labels, config, *, device, rank, world, checkpoint, resume,
-           knn_data, progress) -> History:
+           knn_data, progress, on_log=None) -> History:
     from tqdm.auto import tqdm
 
     pool = images.shape[0]
@@ -400,6 +408,8 @@ def _train(method, images, labels, config, *, device, rank, world, checkpoint, r
             history.images_per_s.append(config.batch_size / max(dt, 1e-9))
             for k, v in logs.items():
                 history.logs.setdefault(k, []).append(float(v))
+            if on_log is not None and rank == 0:
+                on_log(step, loss_value, {k: float(v) for k, v in logs.items()})
         if config.knn_every and knn_data is not None and step % config.knn_every == 0:
             acc = _online_knn(method, knn_data)
             history.knn_step.append(step)

@@ -99,6 +99,25 @@ def test_fit_learns_and_keeps_a_history():
     assert not method.training  # fit leaves the method in eval mode
 
 
+def test_on_log_sees_every_logged_step_with_the_history_values(tmp_path):
+    images, y = _data()
+    calls = []
+    config = TrainConfig(steps=7, batch_size=16, lr=0.05, log_every=3)
+    torch.manual_seed(0)
+    h = fit(TinyClassifier(), images, y, config, progress=False, cache=tmp_path,
+            on_log=lambda step, loss, logs: calls.append((step, loss, logs)))
+    assert [c[0] for c in calls] == h.step == [3, 6, 7]  # every 3rd step and the last
+    assert [c[1] for c in calls] == h.loss
+    assert [c[2]["acc"] for c in calls] == h.logs["acc"]
+    calls.clear()  # a cache hit returns the stored history without replaying it
+    torch.manual_seed(0)
+    fit(TinyClassifier(), images, y, config, progress=False, cache=tmp_path,
+        on_log=lambda *a: calls.append(a))
+    assert calls == []
+    with pytest.raises(TypeError, match="on_log must be a function"):
+        fit(TinyClassifier(), images, y, config, progress=False, on_log="print")
+
+
 def test_epoch_budget_counts_passes_over_the_pool():
     images, y = _data(n=64)
     h = fit(TinyClassifier(), images, y, TrainConfig(epochs=2, batch_size=16), progress=False)
