@@ -1,4 +1,5 @@
-"""Helpers shared by the exercise test files: find a graded cell, run a notebook, read outputs."""
+"""Helpers shared by the exercise test files: find a graded cell, define an answer, run a
+notebook, read outputs, check how a solution is stored, grade a folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import copy
 import csv
 import io
 
+import nbformat
 from nbclient import NotebookClient
 
 from sslkit import exercises, grade
@@ -15,6 +17,32 @@ from sslkit import exercises, grade
 def by_id(nb, gid):
     """The cell of ``nb`` whose nbgrader ``grade_id`` is ``gid``."""
     return next(c for c in nb.cells if exercises.grade_id(c) == gid)
+
+
+def answer_source(solution, gid) -> str:
+    """The source of the cell ``gid`` of the solution notebook at ``solution``."""
+    return by_id(exercises.read_notebook(solution), gid).source
+
+
+def exec_answer(source: str, name: str, namespace: dict):
+    """``exec`` an answer cell's source in a copy of ``namespace``; return the function ``name``."""
+    namespace = dict(namespace)
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def check_stored_executed(solution, name: str, points: dict) -> list:
+    """Assert that the solution at ``solution`` is stored executed top to bottom without an
+    error, tagged as exercise ``name``, with graded cells worth ``points`` (grade id → points);
+    return its code cells."""
+    nb = nbformat.read(solution, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert nb.metadata["sslkit"] == {"exercise": name}
+    assert {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
+            if exercises.nbgrader_meta(c).get("grade")} == points
+    return code
 
 
 def execute(nb, cwd):

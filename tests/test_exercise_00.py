@@ -21,7 +21,14 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
-from notebook_helpers import by_id, execute, run_grader, text_of
+from notebook_helpers import (
+    answer_source,
+    by_id,
+    check_stored_executed,
+    execute,
+    run_grader,
+    text_of,
+)
 
 from sslkit import checks, evaluate, exercises
 from sslkit.checks import CheckFailed
@@ -33,7 +40,7 @@ EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
 
 
 def solution_source(gid: str) -> str:
-    return by_id(exercises.read_notebook(SOLUTION), gid).source
+    return answer_source(SOLUTION, gid)
 
 
 def define(source: str, name: str):
@@ -301,14 +308,7 @@ def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    nb = nbformat.read(SOLUTION, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
-    assert not any(o.output_type == "error" for c in code for o in c.outputs)
-    assert nb.metadata["sslkit"] == {"exercise": NAME}
-    points = {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
-              if exercises.nbgrader_meta(c).get("grade")}
-    assert points == {"knn_tests": 3, "sweep_tests": 2, "protocol_answer": 1}
+    check_stored_executed(SOLUTION, NAME, {"knn_tests": 3, "sweep_tests": 2, "protocol_answer": 1})
 
 
 # ---------------------------------------------------------------------------- grading

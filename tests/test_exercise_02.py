@@ -22,7 +22,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from notebook_helpers import by_id, execute, run_grader, text_of
+from notebook_helpers import (
+    answer_source,
+    by_id,
+    check_stored_executed,
+    exec_answer,
+    execute,
+    run_grader,
+    text_of,
+)
 
 from sslkit import checks, exercises, pretext
 from sslkit.checks import CheckFailed
@@ -34,14 +42,12 @@ EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
 
 
 def solution_source(gid: str) -> str:
-    return by_id(exercises.read_notebook(SOLUTION), gid).source
+    return answer_source(SOLUTION, gid)
 
 
 def define(source: str, name: str = "rotation_batch"):
     """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
-    namespace = {"torch": torch}
-    exec(compile(source, f"<{name}>", "exec"), namespace)
-    return namespace[name]
+    return exec_answer(source, name, {"torch": torch})
 
 
 # ---------------------------------------------------------------------------- answers
@@ -207,14 +213,7 @@ def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    nb = nbformat.read(SOLUTION, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
-    assert not any(o.output_type == "error" for c in code for o in c.outputs)
-    assert nb.metadata["sslkit"] == {"exercise": NAME}
-    points = {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
-              if exercises.nbgrader_meta(c).get("grade")}
-    assert points == {"rotation_tests": 3, "pretext_answer": 2}
+    code = check_stored_executed(SOLUTION, NAME, {"rotation_tests": 3, "pretext_answer": 2})
     assert "torch.set_num_threads(1)" in code[0].source
 
 
