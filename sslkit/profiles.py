@@ -99,7 +99,7 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
         "full": dict(preset="hard", batch_size=512, lr=2e-3, moco_lr=1e-3, temperature=0.2,
                      view_size=32, proj_hidden=2048, proj_dim=128, crop_scale=(0.2, 1.0),
                      simclr_steps=10_000, queue_size=16_384, momentum=0.996,
-                     supcon_temperature=0.2, supcon_steps=10_000, sweep_steps=40_000,
+                     supcon_temperature=0.2, supcon_steps=10_000, sweep_steps=20_000,
                      sweep_queue_sizes=(256, 4096, 16_384), panel_steps=500,
                      bar_moco_within=0.05),
     },
