@@ -8,6 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from sslkit import exercises
+
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
     (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -43,6 +45,12 @@ def test_lectures_follow_the_template(path):
                  "pitfalls", "further reading", "exercise"):
         assert part in text, f"{path.name} lacks its '{part}' section"
     assert "arxiv" in text, f"{path.name} cites no paper"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_every_exercise_is_what_its_solution_generates(path):
+    solution = ROOT / "solutions" / path.name
+    assert exercises.generate_solution_file(solution) == path.read_text(encoding="utf-8")
 
 
 def test_there_are_lectures_and_every_exercise_has_a_lecture():

@@ -188,10 +188,6 @@ def test_a_value_no_mistake_explains_gets_the_general_hint():
 
 
 # ---------------------------------------------------------------------------- the notebooks
-def test_the_exercise_is_what_the_solution_generates():
-    assert exercises.generate_solution_file(SOLUTION) == EXERCISE.read_text(encoding="utf-8")
-
-
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
     nb = nbformat.read(EXERCISE, as_version=4)
     _, errors = execute(nb, tmp_path)
