@@ -13,48 +13,24 @@ teaches "which colour" does not matter. Three ideas shape this module.
    shows both behaviours).
 2. **Geometry is one resampling.** Random resized crop, horizontal flip and rotation are one
    affine map from output pixels to input pixels, so they are fused into a single sampling
-   grid + ``grid_sample`` (bilinear) call: no intermediate crop, no second resize.
+   grid + ``grid_sample`` (bilinear) call: no intermediate crop, no second resize. Crop boxes
+   are drawn as ``RandomResizedCrop`` draws them but not rounded to whole pixels; corners that
+   a rotation uncovers are mirrored rather than filled with black, which would give the angle
+   away.
 3. **Colour ops are batched arithmetic.** Brightness, contrast, saturation and hue follow
-   ``torchvision``'s ``ColorJitter`` formulas (same grayscale weights, same clamping), with
-   per-sample factors. An image not selected by ``jitter_p`` gets the identity factors
-   (1, 1, 1, hue 0) — a mask on the *parameters*, never a Python branch per sample. Grayscale,
-   blur and solarize, which have no identity factor, replace the selected images only.
+   ``torchvision``'s ``ColorJitter`` formulas (same grayscale weights, same clamping; hue is an
+   exact HSV rotation, not a YIQ approximation), with per-sample factors. An image not selected
+   by ``jitter_p`` gets the identity factors (1, 1, 1, hue 0) — a mask on the *parameters*,
+   never a Python branch per sample. Grayscale, blur (an exact Gaussian kernel per sample) and
+   solarize, which have no identity factor, replace the selected images only.
 
 Pipeline (fixed order): crop+flip+rotate → brightness → contrast → saturation → hue → channel
 permutation → grayscale → blur → solarize → inversion → normalisation. ``ColorJitter`` shuffles
 the order of its four ops on every call; we keep its default order (a per-sample random order
 would cost extra passes for a difference no method in the course depends on). The ``uint8`` →
 float conversion happens once; the division by 255 rides on the brightness factor and
-inversion rides on the normalisation (one ``addcmul`` writes the output).
-
-Decisions and the numbers behind them (``benchmarks/views.py``: 2 CPU threads, 256 ShapeWorld
-"hard" 32×32 images, two views of the SimCLR recipe with the standard colour jitter):
-
-* **Own code, not kornia.** torchvision v2 per sample 1,898 images/s; kornia batched
-  11,138 images/s (5.9×); this module 56,855 images/s (29.9× torchvision, 5.1× kornia; a run
-  on a busier machine gave 30.7× and 7.6×). The gain comes from fusing (one resampling, one
-  ``uint8`` → float conversion, one output write, float32 only) and from avoiding CPU slow
-  paths: ``F.affine_grid`` is replaced by one GEMM with a constant matrix (≈ 7× faster), bool
-  masks and ``torch.where`` by float masks (the bool paths are 4-9× slower on CPU), and on CPU
-  the batch is processed in chunks of ~85 images so that temporaries stay in cache and are
-  recycled rather than page-faulted (10 ms vs 14 ms per 512 images). On a GPU the whole batch
-  is one chunk.
-* **Hue: exact HSV rotation, not a YIQ matrix.** A YIQ rotation is one 3×3 matrix product per
-  image (0.3 ms per 256 images vs 2.0 ms here, so hue is about half of our time), but it is
-  not the hue of ``adjust_hue``: on random colours it differs from torchvision by 0.27 on
-  average and up to 1.0 (on a [0, 1] scale), leaves the RGB cube, and turns pure red into
-  dark cyan (0, 0.6, 0.6) at 180°. ``_hue`` computes HSV hue as torchvision does and converts
-  back with a closed form, matching ``adjust_hue`` to ≈ 3e-6 without building an HSV image.
-* **Blur: exact per-sample kernels** (σ varies per image): a ``(B, K)`` weight table and, along
-  each axis, a sum of ``K`` shifted copies with reflect padding, as torchvision. No
-  approximation by a few fixed σ is needed, and it is 2× faster on CPU than one grouped
-  ``conv2d`` with a group per image channel (1.5 vs 2.8 ms per 85 images, 7 taps).
-* **Crop sampling** follows ``RandomResizedCrop``: ten (area, log-ratio) candidates per image
-  drawn at once, the first that fits is kept, otherwise torchvision's fallback (whole image,
-  ratio clamped). Boxes are continuous (no rounding to whole pixels).
-* **Padding**: inside a crop, samples within half a pixel of the edge are clamped to it, as a
-  resize does (``border``); corners uncovered by a rotation are mirrored (``reflection``)
-  rather than filled with black, which would give the angle away.
+inversion rides on the normalisation (one ``addcmul`` writes the output). The measurements
+behind these choices (against torchvision and kornia) are in ``benchmarks/README.md``.
 
 References: *A Simple Framework for Contrastive Learning of Visual Representations* (2020,
 arXiv 2002.05709); *Bootstrap your own latent* (2020, arXiv 2006.07733); *Emerging Properties
@@ -75,6 +51,7 @@ import torch.nn.functional as F
 from ._validate import check_choice, check_positive_int, check_range, check_unit_interval_pair
 
 __all__ = [
+    "crop_flip_recipe", "check_recipe",
     "MEAN", "STD", "Recipe", "simclr_recipe", "byol_recipes", "dino_recipes", "augment",
     "two_views", "multi_crop", "to_float", "to_uint8",
 ]
@@ -166,6 +143,21 @@ class Recipe:
             check_range(name, getattr(self, name), 0.0, None)
         check_range("hue", self.hue, 0.0, 0.5, hint="hue is a fraction of the colour wheel")
         check_range("rotation_degrees", self.rotation_degrees, 0.0, 180.0)
+
+
+def check_recipe(recipe) -> None:
+    """``ValueError`` naming ``recipe`` unless it is a :class:`Recipe` or ``None`` (a method's
+    default)."""
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe={recipe!r} is invalid: expected a sslkit.views.Recipe or None")
+
+
+def crop_flip_recipe(size: int = 32) -> Recipe:
+    """Label-preserving views with no colour change: random resized crop (scale 0.6-1) and
+    horizontal flip, ``(B, 3, H, W)`` uint8 → ``(B, 3, size, size)``. The default of the
+    supervised baseline and of the pretext methods, where the task, not the augmentation, is
+    what the network must solve."""
+    return Recipe(size=size, crop_scale=(0.6, 1.0), jitter_p=0.0, grayscale_p=0.0)
 
 
 def simclr_recipe(size: int = 32, strength: float = 1.0, colour: str = "strong") -> Recipe:
