@@ -60,9 +60,11 @@ def check_positive_int(name: str, value, *, allow_zero: bool = False, hint: str 
 
 
 def check_choice(name: str, value, choices: Iterable, *, hint: str = ""):
-    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them.
+
+    Booleans match only booleans: ``1 == True`` in Python, but ``symmetric=1`` is a typo."""
     choices = tuple(choices)
-    if value not in choices:
+    if not any(isinstance(value, bool) == isinstance(c, bool) and value == c for c in choices):
         msg = f"{name}={value!r} is invalid: choose one of {', '.join(map(repr, choices))}"
         raise ValueError(msg + (f". {hint}" if hint else ""))
     return value
@@ -79,3 +81,9 @@ def check_unit_interval_pair(name: str, pair, *, low_open: bool = True) -> tuple
     if lo > hi:
         raise ValueError(f"{name}={pair!r} is invalid: low must be <= high")
     return lo, hi
+
+
+def check_temperature(temperature, name: str = "temperature") -> float:
+    """Return a softmax temperature τ if it is > 0, else raise ``ValueError``."""
+    return check_range(name, temperature, 0.0, None, low_open=True,
+                       hint="it divides the similarities; typical values are 0.05-0.5")

@@ -32,71 +32,15 @@ collective). Without ``torch.distributed`` (the course's CPU notebooks) nothing 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from ._validate import check_choice, check_range
+from ._distributed import gather_with_grad, rank_offset
+from ._validate import check_choice, check_temperature
 
 __all__ = [
     "gather_with_grad", "rank_offset", "info_nce", "nt_xent", "moco_loss", "update_queue",
     "supcon_loss",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Gathering across ranks
-# --------------------------------------------------------------------------------------------
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather forward; backward sums the gradients of all ranks and keeps the local slice."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        # Rank r's loss depends on every rank's slice; the slice of rank s must receive the
-        # gradients computed on all ranks. all_reduce(SUM) then slicing does that on any backend
-        # (gloo has no reduce-scatter on CPU); embeddings are small, so the extra traffic is too.
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        b = grad.shape[0] // dist.get_world_size()
-        start = dist.get_rank() * b
-        return grad[start:start + b]
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every rank, keeping the gradient path to the local slice.
-
-    ``x`` ``(B, ...)`` → ``(world·B, ...)`` ordered by rank, when ``torch.distributed`` is
-    initialised with more than one process; ``x`` itself otherwise. Every rank must pass the same
-    shape. In the backward pass, the gradient of the local slice is the *sum* of the gradients
-    that all ranks' losses send to it, so a loss averaged over local anchors on each rank plus
-    DDP's gradient averaging gives the gradient of the full-batch loss. Integer tensors (labels)
-    can be gathered too; they simply carry no gradient.
-    """
-    _, world = _rank_world()
-    if world == 1:
-        return x
-    return _GatherWithGrad.apply(x)
-
-
-def rank_offset(batch_size: int) -> int:
-    """Index of this rank's first sample in a :func:`gather_with_grad` result: ``rank·B``.
-
-    ``0`` without ``torch.distributed``. Use it to find the local anchors' own entries (their
-    positives, their self-similarities) among the gathered keys.
-    """
-    rank, _ = _rank_world()
-    return rank * batch_size
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,11 +60,6 @@ def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor
             f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and "
             f"{tuple(b.shape)}"
         )
-
-
-def _check_temperature(temperature) -> None:
-    check_range("temperature", temperature, 0.0, None, low_open=True,
-                hint="it divides the similarities; typical values are 0.05-0.5")
 
 
 def _float32(*tensors: torch.Tensor, normalize: bool) -> list[torch.Tensor]:
@@ -186,7 +125,7 @@ def info_nce(
             f"exclude must have shape {(query.shape[0], keys.shape[0])} (queries x keys), got "
             f"{tuple(exclude.shape)}"
         )
-    _check_temperature(temperature)
+    check_temperature(temperature)
     check_choice("reduction", reduction, ("mean", "sum", "none"))
 
     query, keys = _float32(query, keys, normalize=normalize)
@@ -222,7 +161,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     """
     _check_embeddings("z1", z1)
     _check_same_shape("z1", z1, "z2", z2)
-    _check_temperature(temperature)
+    check_temperature(temperature)
 
     b = z1.shape[0]
     z1, z2 = _float32(z1, z2, normalize=True)
@@ -277,7 +216,7 @@ def moco_loss(
             f"queue must have shape (Q, {q.shape[1]}) to match q and k, got queue shape "
             f"{tuple(queue.shape)} and q shape {tuple(q.shape)}"
         )
-    _check_temperature(temperature)
+    check_temperature(temperature)
 
     q, k, queue = _float32(q, k.detach(), queue.detach(), normalize=normalize)
     with torch.autocast(device_type=q.device.type, enabled=False):
@@ -356,7 +295,7 @@ def supcon_loss(
             f"labels must have shape ({n},) (one per sample), got labels shape "
             f"{tuple(labels.shape)} and features shape {tuple(features.shape)}"
         )
-    _check_temperature(temperature)
+    check_temperature(temperature)
 
     device = features.device
     offset = rank_offset(n)

@@ -28,7 +28,7 @@ from ._validate import check_choice, check_positive_int, check_range
 
 __all__ = [
     "SmallCNN", "ResNet18Cifar", "TinyViT", "patchify", "unpatchify", "MLP", "projector",
-    "predictor", "backbone", "BACKBONES", "count_parameters",
+    "predictor", "classifier_head", "backbone", "BACKBONES", "count_parameters",
 ]
 
 
@@ -421,6 +421,14 @@ def projector(
     layers, ``(B, in_dim)`` → ``(B, out_dim)``. The loss is computed on its output; the probe uses
     the backbone features before it."""
     return MLP(in_dim, hidden_dim, out_dim, num_layers=num_layers, batch_norm=True)
+
+
+def classifier_head(in_dim: int, hidden_dim: int, num_classes: int) -> nn.Module:
+    """A classification head ``(B, in_dim)`` → logits ``(B, num_classes)``: linear when
+    ``hidden_dim == 0``, else a two-layer :class:`MLP` with a BatchNorm hidden layer (which, like a
+    projector, can absorb task-specific features that the backbone then need not keep)."""
+    return nn.Linear(in_dim, num_classes) if hidden_dim == 0 else MLP(in_dim, hidden_dim,
+                                                                        num_classes)
 
 
 def predictor(dim: int, hidden_dim: int = 512) -> MLP:

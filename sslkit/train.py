@@ -11,7 +11,9 @@ asks the method for a loss, steps the optimiser on a warm-up + cosine schedule, 
 - a NaN/Inf guard that stops with the step and the usual causes;
 - checkpoint and resume, and a cache keyed by the full configuration so that a notebook can
   "load if it exists, else train". Every file is read with ``torch.load(weights_only=True)``;
-- DistributedDataParallel when launched by ``torchrun`` (each rank takes its slice of the batch).
+- DistributedDataParallel when launched by ``torchrun`` (each rank takes its slice of the batch);
+- the method contract (:class:`sslkit.methods.Method`): sample indices for methods that set
+  ``uses_index``, and ``on_epoch_start`` each time the sampler starts a new pass over the pool.
 
 Schedule: linear warm-up then cosine decay, "SGDR: Stochastic Gradient Descent with Warm
 Restarts" (2016, arXiv 1608.03983), as in "Accurate, Large Minibatch SGD" (2017, arXiv 1706.02677).
@@ -20,25 +22,34 @@ Restarts" (2016, arXiv 1608.03983), as in "Accurate, Large Minibatch SGD" (2017,
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from ._distributed import rank_world
 from ._validate import check_choice, check_positive_int, check_range
-
-if TYPE_CHECKING:
-    from .methods import Method
+from .evaluate import extract_features, knn_accuracy
+from .methods import Method
+from .runs import (
+    CheckpointError,
+    History,
+    LoopState,
+    atomic_save,
+    default_cache_dir,
+    load_cached,
+    run_key,
+    save_checkpoint,
+)
+from .runs import (
+    resume as resume_from,
+)
 
 __all__ = [
     "TrainConfig", "History", "fit", "lr_at", "NonFiniteLossError", "CheckpointError",
@@ -48,10 +59,6 @@ __all__ = [
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when the loss becomes NaN or infinite; the message names the step and causes."""
-
-
-class CheckpointError(RuntimeError):
-    """Raised when a checkpoint to resume from cannot be read or does not match the run."""
 
 
 @dataclass
@@ -118,118 +125,16 @@ def lr_at(progress: float, config: TrainConfig) -> float:
     return floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
-@dataclass
-class History:
-    """What happened during training, one entry per logged step.
-
-    ``logs`` holds the method's extra scalars (name → list aligned with ``step``); ``knn`` holds
-    ``(step, accuracy)`` pairs of the online kNN monitor. ``seconds`` is the training wall time.
-    """
-
-    step: list = field(default_factory=list)
-    loss: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    images_per_s: list = field(default_factory=list)
-    logs: dict = field(default_factory=dict)
-    knn_step: list = field(default_factory=list)
-    knn_acc: list = field(default_factory=list)
-    seconds: float = 0.0
-    from_cache: bool = False
-
-    def to_dict(self) -> dict:
-        """Plain Python containers only (safe for ``torch.load(weights_only=True)``)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        return cls(**d)
-
-    def as_dataframe(self):
-        """The per-step history as a ``pandas.DataFrame`` (columns step, loss, lr, …)."""
-        import pandas as pd
-
-        return pd.DataFrame({"step": self.step, "loss": self.loss, "lr": self.lr,
-                             "images_per_s": self.images_per_s, **self.logs})
-
-    def summary(self) -> str:
-        """One line: steps, final loss (mean of the last 10 logs), wall time, throughput."""
-        if not self.step:
-            return "empty history"
-        tail = self.loss[-10:]
-        ips = sum(self.images_per_s[-20:]) / len(self.images_per_s[-20:])
-        src = " (loaded from cache)" if self.from_cache else ""
-        return (f"{self.step[-1]} steps, final loss {sum(tail) / len(tail):.4f}, "
-                f"{self.seconds:.1f} s, {ips:,.0f} images/s{src}")
-
-
-# ----------------------------------------------------------------------------- cache keys
-def default_cache_dir() -> Path:
-    """``$SSLKIT_CACHE`` if set, else ``~/.cache/sslkit``."""
-    return Path(os.environ.get("SSLKIT_CACHE", "~/.cache/sslkit")).expanduser()
-
-
-def _tensor_digest(h, t: torch.Tensor) -> None:
-    t = t.detach().cpu().contiguous()
-    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-
-
-def _run_key(method: Method, images, labels, config: TrainConfig) -> str:
-    """Hash of the full configuration: method class, architecture, hyperparameters, initial
-    weights (which carry the init seed), the training data, and the training config."""
-    h = hashlib.sha256()
-    meta = {
-        "class": type(method).__qualname__, "repr": repr(method),
-        "hparams": getattr(method, "hparams", {}),
-        "config": {k: v for k, v in dataclasses.asdict(config).items()
-                   if k not in ("log_every", "knn_every", "checkpoint_every")},
-    }
-    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
-    for name, value in sorted(method.state_dict().items()):
-        h.update(name.encode())
-        _tensor_digest(h, value)
-    _tensor_digest(h, images)
-    if labels is not None:
-        _tensor_digest(h, labels)
-    return h.hexdigest()[:16]
-
-
 def cache_path(method: Method, images, labels=None, config: TrainConfig | None = None,
                cache_dir: str | Path | None = None, name: str | None = None) -> Path:
     """The file ``fit(..., cache=...)`` would read and write for this exact run."""
     config = config or TrainConfig(steps=1)
-    stem = f"{name or type(method).__name__.lower()}-{_run_key(method, images, labels, config)}"
+    stem = f"{name or type(method).__name__.lower()}-{run_key(method, images, labels, config)}"
     return Path(cache_dir or default_cache_dir()) / f"{stem}.pt"
 
 
-def _load_cached(path: Path, method: Method) -> History | None:
-    """Load a cache entry into ``method``; ``None`` (with a warning) if it is corrupt."""
-    try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
-        method.load_state_dict(entry["state_dict"])
-        history = History.from_dict(entry["history"])
-    except Exception as err:  # any failure to read means: retrain, never crash the notebook
-        warnings.warn(f"training cache entry {path} could not be read ({type(err).__name__}: "
-                      f"{err}); training again and overwriting it.", stacklevel=3)
-        return None
-    history.from_cache = True
-    return history
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
 
 # ----------------------------------------------------------------------------- the loop
-def _distributed() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _total_steps(config: TrainConfig, pool_size: int) -> int | None:
     if config.steps is not None:
         return config.steps
@@ -298,8 +203,6 @@ def fit(
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (message names the step and likely causes).
     """
-    from .methods import Method
-
     if not isinstance(method, Method):
         raise TypeError(f"fit() trains a sslkit.methods.Method, got {type(method).__name__}")
     config = config or TrainConfig(steps=100)
@@ -312,14 +215,14 @@ def fit(
         raise TypeError(f"on_log must be a function (step, loss, logs), got {on_log!r}")
     device = torch.device(device) if device is not None else images.device
     method.to(device)
-    rank, world = _distributed()
+    rank, world = rank_world()
 
     path = None
     if cache:
         path = cache_path(method, images, labels, config,
                           None if cache is True else cache, name)
         if path.exists():
-            history = _load_cached(path, method)
+            history = load_cached(path, method)
             if history is not None:
                 method.to(device)
                 return history
@@ -328,7 +231,7 @@ def fit(
                      checkpoint=Path(checkpoint) if checkpoint else None, resume=resume,
                      knn_data=knn_data, progress=progress, on_log=on_log)
     if path is not None and rank == 0:
-        _atomic_save({"state_dict": method.state_dict(), "history": history.to_dict(),
+        atomic_save({"state_dict": method.state_dict(), "history": history.to_dict(),
                       "config": dataclasses.asdict(config)}, path)
     return history
 
@@ -348,54 +251,58 @@ def _train(method, images, labels, config, *, device, rank, world, checkpoint, r
     if config.amp == "bf16" and device.type != "cuda":
         warnings.warn("amp='bf16' is only used on CUDA; training in float32 on CPU.", stacklevel=3)
 
-    sampler = torch.Generator().manual_seed(config.seed)
+    state = LoopState.start(pool, config.seed)
     torch.manual_seed(config.seed + rank)  # the methods' own randomness (views, masks)
-    history, start, order, cursor = History(), 0, torch.randperm(pool, generator=sampler), 0
-    if resume and checkpoint is not None and checkpoint.exists():
-        start, order, cursor, history = _resume(checkpoint, method, optimizer, sampler, config)
+    resumed = resume and checkpoint is not None and checkpoint.exists()
+    if resumed:
+        resume_from(checkpoint, method, optimizer, state, config)
+    history = state.history
 
     show = rank == 0 and (progress if progress is not None
                           else os.environ.get("SSLKIT_PROGRESS", "1") != "0")
-    bar = tqdm(total=total, initial=start, disable=not show, desc=type(method).__name__,
+    bar = tqdm(total=total, initial=state.step, disable=not show, desc=type(method).__name__,
                unit="step", leave=True)
     per_rank = max(1, config.batch_size // world)
     t_start, elapsed0, last_finite = time.perf_counter(), history.seconds, None
-    step = start
     method.train()
+    if not resumed:  # a resumed run already ran the hook of its current epoch
+        _start_epoch(method, state.epoch, images)
     while True:
         elapsed = elapsed0 + time.perf_counter() - t_start
-        if total is not None and step >= total:
+        if total is not None and state.step >= total:
             break
         if total is None and elapsed >= config.seconds:
             break
-        progress_frac = step / total if total is not None else elapsed / config.seconds
+        progress_frac = state.step / total if total is not None else elapsed / config.seconds
         lr = lr_at(progress_frac, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        # Epoch-wise permutation; every rank draws the same indices and keeps its own slice.
-        if cursor + config.batch_size > pool:
-            order, cursor = torch.randperm(pool, generator=sampler), 0
-        idx = order[cursor:cursor + config.batch_size][rank * per_rank:(rank + 1) * per_rank]
-        cursor += config.batch_size
-        idx = idx.to(images.device)
+        # Every rank draws the same global batch and keeps its own slice of it.
+        idx, new_epoch = state.next_batch(config.batch_size)
+        if new_epoch:
+            _start_epoch(method, state.epoch, images)
+        idx = idx[rank * per_rank:(rank + 1) * per_rank].to(images.device)
         x = images[idx].to(device, non_blocking=True)
         y = labels[idx].to(device, non_blocking=True) if labels is not None else None
+        extra = {"index": idx.to(device)} if method.uses_index else {}
 
         t0 = time.perf_counter()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, logs = model(x, y)
+            loss, logs = model(x, y, **extra)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             bar.close()
-            raise NonFiniteLossError(_nonfinite_message(loss_value, step + 1, lr, last_finite))
+            raise NonFiniteLossError(
+                _nonfinite_message(loss_value, state.step + 1, lr, last_finite))
         last_finite = loss_value
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip)
         optimizer.step()
-        step += 1
+        state.step += 1
+        step = state.step
         method.on_step_end(step, total)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -421,61 +328,25 @@ def _train(method, images, labels, config, *, device, rank, world, checkpoint, r
         every = config.checkpoint_every
         if checkpoint is not None and every and step % every == 0:
             history.seconds = elapsed0 + time.perf_counter() - t_start
-            _save_checkpoint(checkpoint, method, optimizer, sampler, order, cursor, step,
-                             history, config, rank)
+            save_checkpoint(checkpoint, method, optimizer, state, config, rank)
     bar.close()
     history.seconds = elapsed0 + time.perf_counter() - t_start
     if checkpoint is not None:
-        _save_checkpoint(checkpoint, method, optimizer, sampler, order, cursor, step, history,
-                         config, rank)
+        save_checkpoint(checkpoint, method, optimizer, state, config, rank)
     method.eval()
     return history
 
 
-def _online_knn(method, knn_data) -> float:
-    from .evaluate import extract_features, knn_accuracy
+def _start_epoch(method, epoch: int, images: torch.Tensor) -> None:
+    """Run the method's epoch hook on the whole pool, then put it back in training mode."""
+    method.on_epoch_start(epoch, images)
+    method.train()
 
+
+def _online_knn(method, knn_data) -> float:
     train_x, train_y, test_x, test_y = knn_data
     f_train = extract_features(method.backbone, train_x)
     f_test = extract_features(method.backbone, test_x)
     return knn_accuracy(f_train, train_y, f_test, test_y)
 
 
-def _save_checkpoint(path, method, optimizer, sampler, order, cursor, step, history, config,
-                     rank) -> None:
-    if rank != 0:
-        return
-    _atomic_save({
-        "method": method.state_dict(), "optimizer": optimizer.state_dict(),
-        "sampler_state": sampler.get_state(), "torch_rng_state": torch.get_rng_state(),
-        "order": order, "cursor": cursor, "step": step, "history": history.to_dict(),
-        "config": dataclasses.asdict(config),
-    }, path)
-
-
-def _resume(path, method, optimizer, sampler, config):
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        saved = ckpt["config"]
-    except Exception as err:
-        raise CheckpointError(
-            f"cannot resume from {path}: the file is unreadable or not a sslkit checkpoint "
-            f"({type(err).__name__}: {err}). Delete it to start from scratch, or pass "
-            f"resume=False.") from err
-    current = dataclasses.asdict(config)
-    differs = {k: (saved.get(k), v) for k, v in current.items()
-               if k not in ("log_every", "knn_every", "checkpoint_every") and saved.get(k) != v}
-    if differs:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was written with a different configuration "
-            f"({', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in differs.items())}). "
-            f"Use the same TrainConfig or another checkpoint file.")
-    try:
-        method.load_state_dict(ckpt["method"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(
-            f"cannot resume from {path}: its weights do not fit this method ({err}).") from err
-    sampler.set_state(ckpt["sampler_state"])
-    torch.set_rng_state(ckpt["torch_rng_state"])
-    return ckpt["step"], ckpt["order"], ckpt["cursor"], History.from_dict(ckpt["history"])

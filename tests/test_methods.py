@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit import data, losses, models, views
-from sslkit.methods import Jigsaw, MoCo, PositionPrediction, RotNet, SimCLR, SupCon
+from sslkit.methods import Jigsaw, MoCo, PositionPrediction, RotNet, SimCLR, SupCon, Supervised
 from sslkit.pretext import jigsaw_permutations
 from sslkit.train import TrainConfig, cache_path, fit
 
@@ -124,6 +124,10 @@ def test_a_different_hyperparameter_gives_a_different_cache_entry():
     (lambda: PositionPrediction(_tiny_vit(), mask_ratio=1.0), "mask_ratio"),
     (lambda: PositionPrediction(_cnn()), "vit"),
     (lambda: PositionPrediction(_tiny_vit(), recipe=views.Recipe(size=16)), "recipe"),
+    (lambda: MoCo(_cnn(), symmetric=1), "symmetric"),   # 1 == True, but it is not a bool
+    (lambda: Supervised(_cnn(), num_classes=0), "num_classes"),
+    (lambda: Supervised(_cnn(), 10, label_smoothing=1.0), "label_smoothing"),
+    (lambda: Supervised(_cnn(), 10, recipe="crop"), "recipe"),
 ])
 def test_invalid_hyperparameters_name_the_parameter(make, name):
     with pytest.raises(ValueError, match=name):

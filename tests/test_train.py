@@ -157,7 +157,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     ckpt = tmp_path / "cut.pt"
     with pytest.raises(KeyboardInterrupt):  # interrupted at step 12; last checkpoint: step 10
         _fit_and_interrupt(partial, images, y, config, ckpt, at=12)
-    assert torch.load(ckpt, weights_only=True)["step"] == 10
+    assert torch.load(ckpt, weights_only=True)["loop"]["step"] == 10
     torch.manual_seed(999)  # resuming must not depend on the caller's RNG state
     resumed = TinyClassifier()
     h = fit(resumed, images, y, config, checkpoint=ckpt, resume=True, progress=False)

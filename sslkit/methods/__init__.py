@@ -1,20 +1,24 @@
 """Pretraining methods: each is a backbone, its heads, its loss and its step rules.
 
-Every method subclasses :class:`Method` and is trained by :func:`sslkit.train.fit`.
+Every method subclasses :class:`Method` and is trained by :func:`sslkit.train.fit`; one file per
+method, named after it. The contract (``training_step``, ``uses_index``, ``on_epoch_start``,
+``on_step_end``) is in :mod:`sslkit.methods.base`, with :func:`ema_update_`.
 
 - pretext tasks: :class:`RotNet`, :class:`Jigsaw`, :class:`PositionPrediction`;
 - contrastive: :class:`SimCLR`, :class:`MoCo`, :class:`SupCon` (uses labels);
 - the baseline: :class:`Supervised` (cross-entropy on the labelled images only).
 """
 
-from .base import Method
+from .base import Method, ema_update_
+from .jigsaw import Jigsaw
 from .moco import MoCo
-from .pretext import Jigsaw, PositionPrediction, RotNet
+from .position import PositionPrediction
+from .rotnet import RotNet
 from .simclr import SimCLR
 from .supcon import SupCon
 from .supervised import Supervised
 
 __all__ = [
-    "Method", "Supervised", "RotNet", "Jigsaw", "PositionPrediction", "SimCLR", "MoCo",
-    "SupCon",
+    "Method", "ema_update_", "Supervised", "RotNet", "Jigsaw", "PositionPrediction", "SimCLR",
+    "MoCo", "SupCon",
 ]

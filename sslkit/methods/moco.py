@@ -25,15 +25,14 @@ import copy
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from .. import losses, views
-from .._validate import check_choice, check_positive_int, check_range
+from .._distributed import rank_world
+from .._validate import check_choice, check_positive_int, check_range, check_temperature
 from ..models import projector as make_projector
-from .base import Method
-from .simclr import check_recipe, check_temperature
+from .base import Method, ema_update_
 
 __all__ = ["MoCo"]
 
@@ -112,9 +111,9 @@ class MoCo(Method):
         check_choice("momentum_schedule", momentum_schedule, ("constant", "cosine"))
         check_choice("symmetric", symmetric, (True, False))
         check_positive_int("bn_splits", bn_splits)
-        check_recipe(recipe)
-        self.temperature, self.momentum, self.momentum_schedule = temperature, momentum, \
-            momentum_schedule
+        views.check_recipe(recipe)
+        self.temperature, self.momentum = temperature, momentum
+        self.momentum_schedule = momentum_schedule
         self.symmetric, self.bn_splits, self.recipe = symmetric, bn_splits, recipe
         self.projector = make_projector(backbone.feature_dim, proj_hidden, proj_dim)
         # The key encoder starts as an exact copy and never receives gradients (requires_grad
@@ -155,7 +154,7 @@ class MoCo(Method):
         x1, x2 = views.two_views(images, recipe)                      # (B, 3, S, S) each
         x_q = torch.cat([x1, x2]) if self.symmetric else x1           # (V·B, 3, S, S)
         x_k = torch.cat([x2, x1]) if self.symmetric else x2           # each query's other view
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        _, world = rank_world()
         keys_per_step = x_k.shape[0] * world                          # V·B·world
         if keys_per_step > self.queue.shape[0]:
             raise ValueError(
@@ -190,7 +189,5 @@ class MoCo(Method):
     def on_step_end(self, step: int, total_steps: int | None) -> None:
         """Momentum update of the key encoder: ``θ_k ← m·θ_k + (1 − m)·θ_q``."""
         m = self.current_momentum(step, total_steps)
-        pairs = [(self.key_backbone, self.backbone), (self.key_projector, self.projector)]
-        for key_net, query_net in pairs:
-            for p_k, p_q in zip(key_net.parameters(), query_net.parameters(), strict=True):
-                p_k.mul_(m).add_(p_q.detach(), alpha=1.0 - m)
+        ema_update_(self.key_backbone, self.backbone, m)
+        ema_update_(self.key_projector, self.projector, m)

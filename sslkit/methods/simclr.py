@@ -18,23 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses, views
-from .._validate import check_positive_int, check_range
+from .._validate import check_positive_int, check_temperature
 from ..models import projector as make_projector
 from .base import Method
 
 __all__ = ["SimCLR", "contrastive_logs"]
-
-
-def check_recipe(recipe) -> None:
-    """``ValueError`` naming ``recipe`` unless it is a :class:`sslkit.views.Recipe` or ``None``."""
-    if recipe is not None and not isinstance(recipe, views.Recipe):
-        raise ValueError(f"recipe={recipe!r} is invalid: expected a sslkit.views.Recipe or None")
-
-
-def check_temperature(temperature) -> None:
-    """Raise ``ValueError`` unless the contrastive temperature τ is > 0."""
-    check_range("temperature", temperature, 0.0, None, low_open=True,
-                hint="it divides the cosine similarities; typical values are 0.05-0.5")
 
 
 @torch.no_grad()
@@ -95,7 +83,7 @@ class SimCLR(Method):
         check_positive_int("proj_hidden", proj_hidden)
         check_positive_int("proj_dim", proj_dim)
         check_temperature(temperature)
-        check_recipe(recipe)
+        views.check_recipe(recipe)
         self.projector = make_projector(backbone.feature_dim, proj_hidden, proj_dim)
         self.temperature, self.recipe = temperature, recipe
         self.hparams = dict(proj_hidden=proj_hidden, proj_dim=proj_dim, temperature=temperature,

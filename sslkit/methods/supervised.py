@@ -12,7 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import views
-from .base import Method
+from .._validate import check_positive_int, check_range
+from .base import Method, accuracy
+
+__all__ = ["Supervised"]
 
 
 class Supervised(Method):
@@ -21,33 +24,31 @@ class Supervised(Method):
     Args:
         backbone: encoder mapping ``(B, 3, S, S)`` → ``(B, backbone.feature_dim)``.
         num_classes: number of classes ``K``.
-        recipe: augmentation applied to each batch (``None``: crop and flip only).
+        recipe: augmentation applied to each batch (``None``:
+            :func:`sslkit.views.crop_flip_recipe` at the images' size).
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, recipe=None,
                  label_smoothing: float = 0.0):
         super().__init__(backbone)
+        check_positive_int("num_classes", num_classes)
+        check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+        views.check_recipe(recipe)
         self.classifier = nn.Linear(backbone.feature_dim, num_classes)
         self.recipe = recipe
         self.label_smoothing = label_smoothing
         self.hparams = dict(num_classes=num_classes, recipe=repr(recipe),
                             label_smoothing=label_smoothing)
 
-    def _recipe(self, size: int):
-        return self.recipe or views.Recipe(
-            size=size, crop_scale=(0.6, 1.0), jitter_p=0.0, grayscale_p=0.0
-        )
-
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Cross-entropy of ``classifier(backbone(view))`` against ``labels`` ``(B,)``."""
         if labels is None:
             raise ValueError("Supervised.training_step needs labels: pass labels= to fit()")
-        x = views.augment(images, self._recipe(images.shape[-1]))
+        x = views.augment(images, self.recipe or views.crop_flip_recipe(images.shape[-1]))
         logits = self.classifier(self.backbone(x))  # (B, K)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        acc = (logits.argmax(1) == labels).float().mean().item()
-        return loss, {"train_acc": acc}
+        return loss, {"train_acc": accuracy(logits, labels)}
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
