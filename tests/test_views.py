@@ -78,7 +78,7 @@ def test_result_does_not_depend_on_cpu_chunking(monkeypatch):
     rec = V.Recipe(size=32, rotation_degrees=30.0, hue=0.5, channel_permute_p=0.5, invert_p=0.5,
                    blur_p=0.5, solarize_p=0.5)
     full = V.augment(x, rec, generator=1)
-    monkeypatch.setattr(V, "_CPU_CHUNK_ELEMS", 3 * 32 * 32 * 3)  # chunks of 3 images
+    monkeypatch.setattr(V.pipeline, "_CPU_CHUNK_ELEMS", 3 * 32 * 32 * 3)  # chunks of 3 images
     chunked = V.augment(x, rec, generator=1)
     torch.testing.assert_close(chunked, full, atol=ATOL, rtol=0)  # only sum order differs
 
