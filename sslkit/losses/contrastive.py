@@ -1,6 +1,6 @@
-"""Contrastive losses as pure functions: tensors in, a scalar out, shapes in every docstring.
+"""Contrastive losses: pick the positive out of many keys, with a softmax over similarities.
 
-One family of ideas lives here, from the general to the particular:
+From the general to the particular:
 
 - :func:`info_nce` — classify the positive key among many keys with a softmax over
   similarities / temperature ("Representation Learning with Contrastive Predictive Coding",
@@ -19,14 +19,14 @@ autocast, because a temperature of 0.1 turns a rounding error of 0.01 into 0.1 n
 
 Several GPUs. Under ``torch.distributed`` (e.g. ``torchrun`` + DDP), :func:`nt_xent` and
 :func:`supcon_loss` use the embeddings of *every* rank as keys (more negatives), through
-:func:`gather_with_grad`, but each rank's loss averages over its *local* anchors only. Then
-(a) the mean of the per-rank losses equals the single-process loss on the concatenated batch,
-and (b) because the gather sends every rank's gradient back to the rank that owns the
-embedding, DDP's gradient averaging yields exactly the single-process gradient. Every rank must
-pass the same batch size and call the loss the same number of times (the gather is a
-collective). Without ``torch.distributed`` (the course's CPU notebooks) nothing extra happens.
-:func:`moco_loss` needs no gather: its negatives are the queue, which the method fills with
-``gather_with_grad(k.detach())`` so that every rank holds the same queue.
+:func:`sslkit.losses.gather_with_grad`, but each rank's loss averages over its *local* anchors
+only. Then (a) the mean of the per-rank losses equals the single-process loss on the
+concatenated batch, and (b) because the gather sends every rank's gradient back to the rank
+that owns the embedding, DDP's gradient averaging yields exactly the single-process gradient.
+Every rank must pass the same batch size and call the loss the same number of times (the gather
+is a collective). Without ``torch.distributed`` (the course's CPU notebooks) nothing extra
+happens. :func:`moco_loss` needs no gather: its negatives are the queue, which the method fills
+with ``gather_with_grad(k.detach())`` so that every rank holds the same queue.
 """
 
 from __future__ import annotations
@@ -34,24 +34,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._distributed import gather_with_grad, rank_offset
-from ._validate import check_choice, check_temperature
+from .._distributed import gather_with_grad, rank_offset
+from .._validate import check_choice, check_temperature, check_tensor
 
-__all__ = [
-    "gather_with_grad", "rank_offset", "info_nce", "nt_xent", "moco_loss", "update_queue",
-    "supcon_loss",
-]
+__all__ = ["info_nce", "nt_xent", "moco_loss", "update_queue", "supcon_loss"]
 
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------------
-def _check_embeddings(name: str, x: torch.Tensor, ndim: int = 2) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != ndim:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a {ndim}-D tensor, got shape {shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}): need >= 1 sample")
+def _check_embeddings(name: str, x: torch.Tensor, dims: tuple[str, ...] = ("B", "D")) -> None:
+    check_tensor(name, x, dims)
 
 
 def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
@@ -288,7 +281,7 @@ def supcon_loss(
     """
     if isinstance(features, torch.Tensor) and features.ndim == 2:
         features = features.unsqueeze(1)
-    _check_embeddings("features", features, ndim=3)
+    _check_embeddings("features", features, ("B", "V", "D"))
     n, v, d = features.shape
     if labels is not None and labels.shape != (n,):
         raise ValueError(
