@@ -8,7 +8,7 @@ it had and *which* values are allowed, instead of a NaN twenty steps later.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def _fmt_interval(low, high, low_open: bool, high_open: bool) -> str:
@@ -87,3 +87,18 @@ def check_temperature(temperature, name: str = "temperature") -> float:
     """Return a softmax temperature τ if it is > 0, else raise ``ValueError``."""
     return check_range(name, temperature, 0.0, None, low_open=True,
                        hint="it divides the similarities; typical values are 0.05-0.5")
+
+
+def check_tensor(name: str, x, dims: Sequence[str], *, min_rows: int = 1):
+    """Return ``x`` if it is a tensor with ``len(dims)`` dimensions and at least ``min_rows``
+    entries along the first, else raise ``ValueError`` naming it, e.g.
+    ``z must be a 2-D tensor (N, D), got shape (4,)``. ``dims`` names the axes for the message.
+    """
+    shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+    if not hasattr(x, "ndim") or not hasattr(x, "is_floating_point") or x.ndim != len(dims):
+        raise ValueError(f"{name} must be a {len(dims)}-D tensor ({', '.join(dims)}), got "
+                         f"shape {shape}")
+    if x.shape[0] < min_rows:
+        what = "is empty" if x.shape[0] == 0 else f"has {x.shape[0]} rows"
+        raise ValueError(f"{name} {what} (shape {shape}): need at least {min_rows} ({dims[0]})")
+    return x
