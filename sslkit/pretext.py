@@ -21,17 +21,13 @@ from functools import lru_cache
 
 import torch
 
-from ._validate import check_positive_int
+from ._validate import check_positive_int, check_tensor
 
 __all__ = ["rotation_batch", "jigsaw_permutations", "jigsaw_batch"]
 
 
 def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (B, C, H, W) tensor, got shape {shape}")
-    if images.shape[0] == 0:
-        raise ValueError(f"images is an empty batch (shape {tuple(images.shape)})")
+    check_tensor("images", images, ("B", "C", "H", "W"))
 
 
 def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
