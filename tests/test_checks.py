@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import re
 
 import numpy as np
 import pytest
 import torch
+from notebook_helpers import assert_passed, failed_at
 
+import sslkit
 from sslkit import checks
 from sslkit.checks import CheckFailed
 
@@ -25,9 +29,7 @@ def naive_softmax(x):
 def test_correct_softmax_passes_and_says_public_checks_passed(capsys):
     checks.softmax(correct_softmax)
     out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert lines[-1] == "softmax: 6 public checks passed."
-    assert len(lines) == 7 and all(line.startswith("  ✓ ") for line in lines[:-1])
+    assert_passed(checks.softmax, out)
     assert "large logits" in out and "batch of 1" in out and "ties" in out
     assert "all tests passed" not in out.lower()
 
@@ -37,7 +39,7 @@ def test_naive_softmax_fails_on_large_logits_naming_the_case_and_the_nan(capsys)
         checks.softmax(naive_softmax)
     msg = str(info.value)
     assert "large logits" in msg and "nan" in msg and "index (0, 0)" in msg
-    assert "check 4/6" in msg
+    assert msg.startswith(failed_at(checks.softmax, 4, "large logits")), msg
     out = capsys.readouterr().out
     assert "✗ large logits" in out and "public checks passed" not in out
 
@@ -206,6 +208,37 @@ def test_run_checks_counts_cases_and_rejects_an_empty_list(capsys):
         checks.run_checks("demo", {})
 
 
+def test_with_hint_appends_the_hint_to_a_failure_or_an_exception_but_not_to_a_stub():
+    def fails():
+        raise CheckFailed("loss: got 2, expected 1")
+
+    def crashes():
+        raise TypeError("boom")
+
+    def stub():
+        raise NotImplementedError("todo")
+
+    with pytest.raises(CheckFailed, match=r"^loss: got 2, expected 1\. Hint: divide by 2B$"):
+        checks.with_hint(fails, "divide by 2B")()
+    with pytest.raises(CheckFailed, match=r"^your code raised TypeError: boom\. Hint: h$") as info:
+        checks.with_hint(crashes, "h")()
+    assert isinstance(info.value.__cause__, TypeError)
+    with pytest.raises(NotImplementedError, match="^todo$"):
+        checks.with_hint(stub, "h")()
+    assert checks.with_hint(fails, None) is fails
+
+
+def test_the_small_helpers_for_writing_checks():
+    assert checks.format_value(1 / 3) == "0.333333" and checks.format_value(float("nan")) == "nan"
+    assert checks.format_value(7) == "7"
+    rows = checks.unit_rows(torch.tensor([[3.0, 4.0], [0.0, -2.0]]))
+    assert torch.allclose(rows, torch.tensor([[0.6, 0.8], [0.0, -1.0]]))
+    x = torch.ones(2, requires_grad=True)
+    copied = checks.detached_copy(x)
+    assert torch.equal(copied, x) and copied is not x and not copied.requires_grad
+    assert checks.detached_copy(5) == 5
+
+
 def test_randn_is_seeded_and_validates_the_shape():
     assert torch.equal(checks.randn(2, 3, seed=5), checks.randn(2, 3, seed=5))
     assert not torch.equal(checks.randn(2, 3, seed=5), checks.randn(2, 3, seed=6))
@@ -214,10 +247,16 @@ def test_randn_is_seeded_and_validates_the_shape():
 
 
 def test_the_package_re_exports_the_framework_and_every_exercise_check():
-    """``sslkit.checks`` is a package (``_core`` + one module per exercise); notebooks and tests
-    only ever write ``checks.<name>``."""
-    modules = {"_core": "framework", "protocol": "00", "theory": "01", "pretext": "02",
-               "contrastive": "03, 04"}
+    """``sslkit.checks`` is a package (``_core`` + one module ``exNN_<topic>`` per exercise,
+    whose names never collide with a library module); notebooks only ever write
+    ``checks.<name>``, and no private name is re-exported."""
+    modules = sorted(m.name for m in pkgutil.iter_modules(checks.__path__))
+    assert modules == ["_core", "ex00_protocol", "ex01_theory", "ex02_rotation", "ex03_nt_xent",
+                       "ex04_moco"]
+    library = {m.name for m in pkgutil.iter_modules(sslkit.__path__)}
+    assert all(re.fullmatch(r"ex\d\d_[a-z0-9_]+", m) and m not in library for m in modules[1:])
+    assert not any(name.startswith("_") and not name.startswith("__") for name in vars(checks)
+                   if name not in modules)
     names = []
     for module in modules:
         mod = importlib.import_module(f"sslkit.checks.{module}")

@@ -14,42 +14,33 @@ into the answer cells of the submissions.
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 from notebook_helpers import (
-    answer_source,
-    by_id,
-    check_stored_executed,
-    execute,
-    run_grader,
-    text_of,
+    Exercise,
+    assert_passed,
+    failed_at,
+    graded_errors,
+    passed,
 )
 
-from sslkit import checks, evaluate, exercises
+from sslkit import checks, evaluate
 from sslkit.checks import CheckFailed
+from sslkit.checks.ex00_protocol import _knn_cases
 
-ROOT = Path(__file__).resolve().parents[1]
-NAME = "00_tour_and_protocol"
-SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
-EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
-
-
-def solution_source(gid: str) -> str:
-    return answer_source(SOLUTION, gid)
+EX = Exercise("00_tour_and_protocol", {"torch": torch, "F": F})
+NAME = EX.name
 
 
-def define(source: str, name: str):
-    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
-    namespace = {"torch": torch, "F": F}
-    exec(compile(source, f"<{name}>", "exec"), namespace)
-    if name == "label_efficiency_sweep":  # the sweep calls the notebook's knn_classify
-        exec(compile(solution_source("knn_solution"), "<knn>", "exec"), namespace)
-    return namespace[name]
+def knn(source):
+    """The ``knn_classify`` of an answer (or of the solution's answer cell ``source``)."""
+    return EX.define(source, "knn_classify")
+
+
+def sweep(source):
+    """The ``label_efficiency_sweep`` of an answer; it calls the solution's ``knn_classify``."""
+    return EX.define(source, "label_efficiency_sweep", context=EX.answer("knn_solution"))
 
 
 # ---------------------------------------------------------------------------- answers
@@ -170,28 +161,26 @@ def label_efficiency_sweep(train_features, train_labels, test_features, test_lab
 
 
 # -------------------------------------------------------------------------- checks.knn_classify
-@pytest.mark.parametrize("source", ["solution", KNN_LOOP])
+@pytest.mark.parametrize("source", ["knn_solution", KNN_LOOP], ids=["solution", "loop"])
 def test_correct_knn_passes_the_public_checks(source, capsys):
-    source = solution_source("knn_solution") if source == "solution" else source
-    checks.knn_classify(define(source, "knn_classify"))
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "knn_classify: 10 public checks passed."
-    assert len(lines) == 11 and all(line.startswith("  ✓ ") for line in lines[:-1])
+    checks.knn_classify(knn(source))
+    assert_passed(checks.knn_classify, capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("source, case, hint", [
-    (KNN_NO_NORMALISATION, "check 4/10 'features of very different lengths", "L2 norm"),
-    (KNN_UNWEIGHTED, "check 1/10 'random unit-length features", "adds exp(s / T)"),
-    (KNN_OFF_BY_ONE, "check 6/10 'exactly k neighbours vote", "not k+1 or k-1"),
-    (KNN_OVERFLOWS, "check 7/10 'T=0.01", "subtract each query's largest similarity"),
-    (KNN_LAST_TIE, "check 9/10 'ties", "smallest class index"),
-    (KNN_NOT_CLIPPED, "check 10/10 'k=50 > N=12", "use min(k, N)"),
+@pytest.mark.parametrize("source, i, case, hint", [
+    (KNN_NO_NORMALISATION, 4, "features of very different lengths", "L2 norm"),
+    (KNN_UNWEIGHTED, 1, "random unit-length features", "adds exp(s / T)"),
+    (KNN_OFF_BY_ONE, 6, "exactly k neighbours vote", "not k+1 or k-1"),
+    (KNN_OVERFLOWS, 7, "T=0.01", "subtract each query's largest similarity"),
+    (KNN_LAST_TIE, 9, "ties", "smallest class index"),
+    (KNN_NOT_CLIPPED, 10, "k=50 > N=12", "use min(k, N)"),
 ], ids=["no_normalisation", "unweighted", "off_by_one", "overflows", "last_tie", "not_clipped"])
-def test_wrong_knn_fails_naming_the_case_the_difference_and_a_hint(source, case, hint, capsys):
+def test_wrong_knn_fails_naming_the_case_the_difference_and_a_hint(source, i, case, hint,
+                                                                   capsys):
     with pytest.raises(CheckFailed) as info:
-        checks.knn_classify(define(source, "knn_classify"))
+        checks.knn_classify(knn(source))
     msg = str(info.value)
-    assert msg.startswith("knn_classify: " + case), msg
+    assert msg.startswith(failed_at(checks.knn_classify, i, case)), msg
     assert "Hint: " in msg and hint in msg, msg
     if source is not KNN_NOT_CLIPPED:  # that one crashes: "your code raised RuntimeError: ..."
         assert "predictions: values differ at" in msg and "first at index (" in msg, msg
@@ -200,13 +189,13 @@ def test_wrong_knn_fails_naming_the_case_the_difference_and_a_hint(source, case,
 
 
 def test_the_first_differing_query_is_reported_with_both_predictions():
-    knn = define(KNN_NO_NORMALISATION, "knn_classify")
-    args, _ = checks._knn_cases()[next(n for n in checks._knn_cases() if "lengths" in n)]
-    got, want = knn(*args), evaluate.knn_classify(*args[:3], k=args[3], temperature=args[4],
-                                                  num_classes=args[5])
+    wrong = knn(KNN_NO_NORMALISATION)
+    args, _ = _knn_cases()[next(n for n in _knn_cases() if "lengths" in n)]
+    got, want = wrong(*args), evaluate.knn_classify(*args[:3], k=args[3], temperature=args[4],
+                                                    num_classes=args[5])
     first = int((got != want).nonzero()[0])
     with pytest.raises(CheckFailed) as info:
-        checks.knn_classify(knn)
+        checks.knn_classify(wrong)
     assert (f"values differ at {int((got != want).sum())} of {len(want)} positions; first at "
             f"index ({first},): got {int(got[first])}, expected {int(want[first])}"
             ) in str(info.value)
@@ -224,7 +213,7 @@ def test_the_knn_stub_gives_only_the_friendly_not_implemented_error():
 
 def test_every_knn_case_has_a_clear_winner_or_an_exact_tie():
     """Exact prediction comparisons are safe only if float rounding cannot flip a vote."""
-    for name, (args, _) in checks._knn_cases().items():
+    for name, (args, _) in _knn_cases().items():
         train, labels, test, k, temperature, num_classes = args
         _, votes = evaluate.knn_classify(train, labels, test, k=k, temperature=temperature,
                                          num_classes=num_classes, return_votes=True)
@@ -234,77 +223,67 @@ def test_every_knn_case_has_a_clear_winner_or_an_exact_tie():
 
 
 # ---------------------------------------------------------------------- checks.label_efficiency
-@pytest.mark.parametrize("source", ["solution", SWEEP_SORTED_K20])
+@pytest.mark.parametrize("source", ["sweep_solution", SWEEP_SORTED_K20],
+                         ids=["solution", "sorted_k20"])
 def test_correct_sweep_passes_the_public_checks(source, capsys):
-    source = solution_source("sweep_solution") if source == "solution" else source
-    checks.label_efficiency(define(source, "label_efficiency_sweep"))
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "label_efficiency: 8 public checks passed."
-    assert len(lines) == 9 and all(line.startswith("  ✓ ") for line in lines[:-1])
+    checks.label_efficiency(sweep(source))
+    assert_passed(checks.label_efficiency, capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("source, case, detail", [
-    (SWEEP_NOT_NESTED, "check 4/8 'nested subsets", "is in the 1-label subset but not in the "
-                                                    "3-label subset"),
-    (SWEEP_UNBALANCED, "check 3/8 'class balance", "examples of classes 0..3, expected 1 of each"),
-    (SWEEP_FIRST_N, "check 5/8 'the reference's seeded draw", "the reference draws"),
-    (SWEEP_WRONG_K, "check 2/8 'one knn_classify call per n", "used k=1 with 4 training examples"),
-    (SWEEP_LIBRARY, "check 2/8 'one knn_classify call per n", "knn_classify was never called"),
+@pytest.mark.parametrize("source, i, case, detail", [
+    (SWEEP_NOT_NESTED, 4, "nested subsets", "is in the 1-label subset but not in the "
+                                            "3-label subset"),
+    (SWEEP_UNBALANCED, 3, "class balance", "examples of classes 0..3, expected 1 of each"),
+    (SWEEP_FIRST_N, 5, "the reference's seeded draw", "the reference draws"),
+    (SWEEP_WRONG_K, 2, "one knn_classify call per n", "used k=1 with 4 training examples"),
+    (SWEEP_LIBRARY, 2, "one knn_classify call per n", "knn_classify was never called"),
 ], ids=["not_nested", "unbalanced", "first_n", "wrong_k", "library_shortcut"])
-def test_wrong_sweep_fails_naming_the_case_and_what_is_wrong(source, case, detail):
+def test_wrong_sweep_fails_naming_the_case_and_what_is_wrong(source, i, case, detail):
     with pytest.raises(CheckFailed) as info:
-        checks.label_efficiency(define(source, "label_efficiency_sweep"))
-    assert str(info.value).startswith("label_efficiency: " + case), str(info.value)
+        checks.label_efficiency(sweep(source))
+    assert str(info.value).startswith(failed_at(checks.label_efficiency, i, case)), info.value
     assert detail in str(info.value), str(info.value)
 
 
 def test_the_recorder_swaps_in_the_library_knn_and_always_restores_the_learners():
-    sweep = define(solution_source("sweep_solution"), "label_efficiency_sweep")
-    mine = sweep.__globals__["knn_classify"]
+    fn = sweep("sweep_solution")
+    mine = fn.__globals__["knn_classify"]
     x, y = checks.randn(12, 4, seed=0), torch.arange(12) % 3
-    with checks.knn_recorder(sweep, x, y) as calls:
-        result = sweep(x, y, x[:5], y[:5], labels_per_class=(2, None), seed=1)
-    assert sweep.__globals__["knn_classify"] is mine
+    with checks.knn_recorder(fn, x, y) as calls:
+        result = fn(x, y, x[:5], y[:5], labels_per_class=(2, None), seed=1)
+    assert fn.__globals__["knn_classify"] is mine
     assert [c.n_train for c in calls] == [6, 12] and all(c.labels_match for c in calls)
     assert calls[1].indices.tolist() == list(range(12))
     assert [(c.k, c.temperature, c.num_classes) for c in calls] == [(6, 0.07, 3), (12, 0.07, 3)]
     assert set(result) == {2, None}
-    with pytest.raises(ZeroDivisionError), checks.knn_recorder(sweep, x, y):
+    with pytest.raises(ZeroDivisionError), checks.knn_recorder(fn, x, y):
         raise ZeroDivisionError
-    assert sweep.__globals__["knn_classify"] is mine
-    del sweep.__globals__["knn_classify"]
-    with checks.knn_recorder(sweep, x, y):
-        assert "knn_classify" in sweep.__globals__
-    assert "knn_classify" not in sweep.__globals__
+    assert fn.__globals__["knn_classify"] is mine
+    del fn.__globals__["knn_classify"]
+    with checks.knn_recorder(fn, x, y):
+        assert "knn_classify" in fn.__globals__
+    assert "knn_classify" not in fn.__globals__
 
 
 # ---------------------------------------------------------------------------- the notebooks
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
-    nb = nbformat.read(EXERCISE, as_version=4)
-    _, errors = execute(nb, tmp_path)
-    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    _, errors, checked = EX.run_unsolved(tmp_path)
     # the toy example, both public checks, both graded cells and the final plot
-    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
-    assert graded <= set(errors) and len(errors) == 6, errors
-    check_cells = [i for i, c in enumerate(nb.cells) if c.source.startswith("checks.")]
-    assert [errors[i][1].split(":")[0] for i in check_cells] == ["knn_classify",
-                                                                 "label_efficiency"]
-    assert errors[check_cells[0]][1].startswith("knn_classify: not implemented yet: normalise "
-                                                "the rows")
+    assert len(errors) == 6, errors
+    assert [e.split(":")[0] for e in checked] == ["knn_classify", "label_efficiency"]
+    assert checked[0].startswith("knn_classify: not implemented yet: normalise the rows")
 
 
 def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
-    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
-    assert errors == {}
-    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
-    assert "knn_classify: 10 public checks passed." in outputs
-    assert "label_efficiency: 8 public checks passed." in outputs
+    nb, outputs = EX.run_solution(tmp_path)
+    assert passed(checks.knn_classify) in outputs
+    assert passed(checks.label_efficiency) in outputs
     assert "T = 0.1  -> class 1\nT = 10.0 -> class 0" in outputs
     assert any("image/png" in o.get("data", {}) for o in nb.cells[-1].outputs)
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    check_stored_executed(SOLUTION, NAME, {"knn_tests": 3, "sweep_tests": 2, "protocol_answer": 1})
+    EX.check_stored_executed({"knn_tests": 3, "sweep_tests": 2, "protocol_answer": 1})
 
 
 # ---------------------------------------------------------------------------- grading
@@ -320,16 +299,10 @@ SUBMISSIONS = {  # learner → (knn answer, sweep answer); None: the solution's 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading_00")
-    exercise = nbformat.read(EXERCISE, as_version=4)
-    (root / "submitted").mkdir()
-    for learner, (knn, sweep) in SUBMISSIONS.items():
-        nb = copy.deepcopy(exercise)
-        by_id(nb, "knn_solution").source = knn or solution_source("knn_solution")
-        by_id(nb, "sweep_solution").source = sweep or solution_source("sweep_solution")
-        by_id(nb, "protocol_answer").source = "Selecting on test biases the estimate upwards."
-        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
-    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
+    return EX.grade(tmp_path_factory.mktemp("grading_00"), {
+        learner: {"knn_solution": knn_answer, "sweep_solution": sweep_answer,
+                  "protocol_answer": "Selecting on test biases the estimate upwards."}
+        for learner, (knn_answer, sweep_answer) in SUBMISSIONS.items()})
 
 
 def test_grading_gives_full_points_to_the_correct_answer_and_takes_the_wrong_cells(graded):
@@ -363,10 +336,7 @@ def test_grading_gives_full_points_to_the_correct_answer_and_takes_the_wrong_cel
 ])
 def test_the_wrong_answers_pass_the_visible_tests_and_fail_the_hidden_ones(graded, learner,
                                                                            cell, error):
-    root = graded[3]
-    executed = nbformat.read(root / "executed" / f"{learner}.ipynb", as_version=4)
-    [err] = [o for o in by_id(executed, cell).outputs if o.output_type == "error"]
-    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
-    check = next(c for c in executed.cells if c.source.startswith("checks." + (
-        "knn_classify" if cell == "knn_tests" else "label_efficiency")))
-    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]
+    check = "knn_classify" if cell == "knn_tests" else "label_efficiency"
+    got, check_errors = graded_errors(graded[3], learner, cell, check)
+    assert got.startswith(error), got
+    assert check_errors == ["CheckFailed"]

@@ -15,40 +15,32 @@ into the answer cells of the submissions.
 
 from __future__ import annotations
 
-import copy
 import math
-from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 from notebook_helpers import (
-    answer_source,
+    Exercise,
+    assert_passed,
     by_id,
-    check_stored_executed,
-    exec_answer,
-    execute,
-    run_grader,
-    text_of,
+    failed_at,
+    graded_errors,
+    passed,
 )
 
-from sslkit import checks, exercises, theory
+from sslkit import checks, theory
 from sslkit.checks import CheckFailed
+from sslkit.checks.ex01_theory import (
+    _compare_e_step,
+    _compare_m_step,
+    _e_cases,
+    _mixture_copy,
+    _variance_diagnosis,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-NAME = "01_why_unlabeled_data_helps"
-SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
-EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
+EX = Exercise("01_why_unlabeled_data_helps", {"torch": torch, "math": math, "theory": theory})
+NAME = EX.name
 ANSWERS = ("e_step_solution", "m_step_solution", "pipeline_solution")
-
-
-def solution_source(gid: str) -> str:
-    return answer_source(SOLUTION, gid)
-
-
-def define(source: str, name: str):
-    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
-    return exec_answer(source, name, {"torch": torch, "math": math, "theory": theory})
 
 
 # ---------------------------------------------------------------------------- answers
@@ -183,76 +175,68 @@ P_ALWAYS_EM = P_HEAD + """\
 
 
 # ------------------------------------------------------------------------------- the checks
-@pytest.mark.parametrize("check, name, source, count", [
-    (checks.e_step, "e_step", "e_step_solution", 9),
-    (checks.e_step, "e_step", E_SOFTMAX, 9),
-    (checks.e_step, "e_step", theory.e_step, 9),
-    (checks.m_step, "m_step", "m_step_solution", 6),
-    (checks.m_step, "m_step", M_EINSUM, 6),
-    (checks.m_step, "m_step", theory.m_step, 6),
-    (checks.pretrain_then_erm, "pretrain_then_erm", "pipeline_solution", 9),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_LOG_JOINT, 9),
-    (checks.pretrain_then_erm, "pretrain_then_erm", theory.pretrain_then_erm, 9),
+@pytest.mark.parametrize("check, source", [
+    (checks.e_step, "e_step_solution"),
+    (checks.e_step, E_SOFTMAX),
+    (checks.e_step, theory.e_step),
+    (checks.m_step, "m_step_solution"),
+    (checks.m_step, M_EINSUM),
+    (checks.m_step, theory.m_step),
+    (checks.pretrain_then_erm, "pipeline_solution"),
+    (checks.pretrain_then_erm, P_LOG_JOINT),
+    (checks.pretrain_then_erm, theory.pretrain_then_erm),
 ], ids=["e_solution", "e_softmax", "e_library", "m_solution", "m_einsum", "m_library",
         "p_solution", "p_log_joint", "p_library"])
-def test_correct_answers_pass_the_public_checks(check, name, source, count, capsys):
-    if callable(source):
-        fn = source
-    else:
-        fn = define(solution_source(source) if source in ANSWERS else source, name)
-    check(fn)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == f"{name}: {count} public checks passed."
-    assert len(lines) == count + 1 and all(line.startswith("  ✓ ") for line in lines[:-1])
+def test_correct_answers_pass_the_public_checks(check, source, capsys):
+    check(EX.define(source, check.__name__))
+    assert_passed(check, capsys.readouterr().out)
 
 
-WRONG = [  # (check, function name, source, the case that fails, words of the message)
-    (checks.e_step, "e_step", E_NO_NORMALISATION, "check 1/9 'returns (responsibilities",
+WRONG = [  # (check, source, the case that fails: number and name, words of the message)
+    (checks.e_step, E_NO_NORMALISATION, 1, "returns (responsibilities",
      ["row 0 of the responsibilities sums to", "not 1", "Hint: divide"]),
-    (checks.e_step, "e_step", E_OVER_POINTS, "check 1/9 'returns (responsibilities",
+    (checks.e_step, E_OVER_POINTS, 1, "returns (responsibilities",
      ["sums to", "over the components, dim=-1, not over the points"]),
-    (checks.e_step, "e_step", E_NO_WEIGHTS, "check 2/9 'random data",
+    (checks.e_step, E_NO_WEIGHTS, 2, "random data",
      ["responsibilities: values differ at", "first at index (", "log w_k"]),
-    (checks.e_step, "e_step", E_UNSTABLE, "check 7/9 'points 700 and 1,000 away",
+    (checks.e_step, E_UNSTABLE, 7, "points 700 and 1,000 away",
      ["responsibilities: got nan at index (3, 0)", "0 / 0 = nan", "torch.logsumexp"]),
-    (checks.e_step, "e_step", E_UNSTABLE_LIKELIHOOD, "check 7/9 'points 700 and 1,000 away",
+    (checks.e_step, E_UNSTABLE_LIKELIHOOD, 7, "points 700 and 1,000 away",
      ["mean log-likelihood: got -inf", "torch.logsumexp"]),
-    (checks.m_step, "m_step", M_OFF_BY_ONE, "check 1/6 'soft responsibilities",
+    (checks.m_step, M_OFF_BY_ONE, 1, "soft responsibilities",
      ["variance: values differ", "you divided by (N − 1)·d = 33 instead of N·d = 36",
       "Hint: σ² ="]),
-    (checks.m_step, "m_step", M_NO_D, "check 1/6 'soft responsibilities",
+    (checks.m_step, M_NO_D, 1, "soft responsibilities",
      ["variance: values differ", "you divided by N = 12 (forgetting the d = 3 coordinates)"]),
-    (checks.m_step, "m_step", M_UNWEIGHTED_MEANS, "check 1/6 'soft responsibilities",
+    (checks.m_step, M_UNWEIGHTED_MEANS, 1, "soft responsibilities",
      ["means: values differ", "Hint: μ_k = Σ_i r_ik x_i / N_k"]),
-    (checks.m_step, "m_step", M_NO_CLAMP, "check 4/6 'a single point",
+    (checks.m_step, M_NO_CLAMP, 4, "a single point",
      ["variance: values differ", "expected 1e-06", "clamp_min(min_variance)"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_HEAD_ON_RAW_X, "check 1/9 'returns",
+    (checks.pretrain_then_erm, P_HEAD_ON_RAW_X, 1, "returns",
      ["the head's weight has shape (6, 3), expected (3, 3)", "a head fit on raw x has d rows"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_EM_ON_ALL, "check 2/9 'the mixture is",
+    (checks.pretrain_then_erm, P_EM_ON_ALL, 2, "the mixture is",
      ["mixture.weights: values differ", "pretraining sees the unlabeled points only"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_HEAD_ON_PROBABILITIES,
-     "check 3/9 'logistic head", ["p̂(y | x) on the test points: values differ",
-                                  "the centred log-posterior"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_DEFAULT_EM, "check 4/9 'l2=0.1, em_iters",
+    (checks.pretrain_then_erm, P_HEAD_ON_PROBABILITIES, 3, "logistic head",
+     ["p̂(y | x) on the test points: values differ", "the centred log-posterior"]),
+    (checks.pretrain_then_erm, P_DEFAULT_EM, 4, "l2=0.1, em_iters",
      ["mixture.", "iters=em_iters, n_init=n_init"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_ALWAYS_EM, "check 6/9 'mixture= given",
-     ["your code raised"]),
-    (checks.pretrain_then_erm, "pretrain_then_erm", P_COMPONENTS_AS_CLASSES,
-     "check 9/9 'the uninformative twin", ["expected (3, 2)"]),
+    (checks.pretrain_then_erm, P_ALWAYS_EM, 6, "mixture= given", ["your code raised"]),
+    (checks.pretrain_then_erm, P_COMPONENTS_AS_CLASSES, 9, "the uninformative twin",
+     ["expected (3, 2)"]),
 ]
 
 
-@pytest.mark.parametrize("check, name, source, case, words", WRONG, ids=[
+@pytest.mark.parametrize("check, source, i, case, words", WRONG, ids=[
     "e_no_normalisation", "e_over_points", "e_no_weights", "e_unstable",
     "e_unstable_likelihood", "m_off_by_one", "m_no_d", "m_unweighted_means", "m_no_clamp",
     "p_head_on_raw_x", "p_em_on_all", "p_head_on_probabilities", "p_default_em", "p_always_em",
     "p_components_as_classes"])
-def test_wrong_answers_fail_naming_the_case_and_what_differs(check, name, source, case, words,
+def test_wrong_answers_fail_naming_the_case_and_what_differs(check, source, i, case, words,
                                                              capsys):
     with pytest.raises(CheckFailed) as info:
-        check(define(source, name))
+        check(EX.define(source, check.__name__))
     msg = str(info.value)
-    assert msg.startswith(f"{name}: {case}"), msg
+    assert msg.startswith(failed_at(check, i, case)), msg
     for word in words:
         assert word in msg, (word, msg)
     assert "public checks passed" not in capsys.readouterr().out
@@ -273,30 +257,30 @@ def test_a_stub_gives_only_the_friendly_not_implemented_error(check, name):
 def test_each_stability_case_on_its_own_defeats_an_e_step_without_logsumexp():
     """The far-away and the high-dimensional case each catch ``exp(ℓ) / Σ exp(ℓ)``; the other
     cases do not (so a naive E-step is correct wherever floating point allows)."""
-    naive = define(E_UNSTABLE, "e_step")
-    for name, (args, _) in checks._e_cases().items():
+    naive = EX.define(E_UNSTABLE, "e_step")
+    for name, (args, _) in _e_cases().items():
         if "away from the centres" in name or "d=2,000" in name:
             with pytest.raises(CheckFailed, match="got nan"):
-                checks._compare_e_step(naive, *args)
+                _compare_e_step(naive, *args)
         else:
-            checks._compare_e_step(naive, *args)
+            _compare_e_step(naive, *args)
 
 
 def test_the_far_away_points_have_a_decisive_component():
     """Far points give one-hot responsibilities with margins of hundreds, so float32 rounding
     of ||x − μ||² ~ 10⁶ (about 0.06) cannot change them."""
-    args, _ = next(v for n, v in checks._e_cases().items() if "away from the centres" in n)
+    args, _ = next(v for n, v in _e_cases().items() if "away from the centres" in n)
     x, mixture = args
-    lj = theory.log_joint(x.double(), checks._mixture_copy(mixture, torch.float64))[3:]
+    lj = theory.log_joint(x.double(), _mixture_copy(mixture, torch.float64))[3:]
     top2 = lj.topk(2, dim=-1).values
     assert float((top2[:, 0] - top2[:, 1]).min()) > 100
 
 
 def test_the_variance_diagnosis_names_only_an_exact_wrong_denominator():
-    assert "(N − 1)·d = 33" in checks._variance_diagnosis(4.0 * 36 / 33, 4.0, 12, 3)
-    assert "N = 12" in checks._variance_diagnosis(4.0 * 3, 4.0, 12, 3)
-    assert checks._variance_diagnosis(4.4, 4.0, 12, 3) == ""
-    assert checks._variance_diagnosis(float("nan"), 4.0, 12, 3) == ""
+    assert "(N − 1)·d = 33" in _variance_diagnosis(4.0 * 36 / 33, 4.0, 12, 3)
+    assert "N = 12" in _variance_diagnosis(4.0 * 3, 4.0, 12, 3)
+    assert _variance_diagnosis(4.4, 4.0, 12, 3) == ""
+    assert _variance_diagnosis(float("nan"), 4.0, 12, 3) == ""
 
 
 def test_the_m_step_check_turns_a_rejected_zero_variance_into_a_hint():
@@ -305,7 +289,7 @@ def test_the_m_step_check_turns_a_rejected_zero_variance_into_a_hint():
                                       resp.sum(0) / len(x))
 
     with pytest.raises(CheckFailed) as info:
-        checks._compare_m_step(zero_variance, torch.ones(1, 3), torch.tensor([[0.4, 0.6]]))
+        _compare_m_step(zero_variance, torch.ones(1, 3), torch.tensor([[0.4, 0.6]]))
     assert "your code raised ValueError: variance=0.0 is invalid" in str(info.value)
     assert "clamp_min(min_variance)" in str(info.value)
 
@@ -327,26 +311,17 @@ def test_the_checks_notice_inputs_modified_in_place():
 
 # ---------------------------------------------------------------------------- the notebooks
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
-    nb = nbformat.read(EXERCISE, as_version=4)
-    _, errors = execute(nb, tmp_path)
-    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    nb, errors, checked = EX.run_unsolved(tmp_path)
     # the 1-d example, three public checks, three graded cells, "your EM" and the final plot
-    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
-    assert graded <= set(errors) and len(errors) == 9, errors
-    check_cells = [i for i, c in enumerate(nb.cells) if c.source.startswith("checks.")]
-    assert [errors[i][1].split(":")[0] for i in check_cells] == ["e_step", "m_step",
-                                                                 "pretrain_then_erm"]
-    assert errors[check_cells[0]][1].startswith("e_step: not implemented yet: compute the "
-                                                "log-joint")
+    assert len(errors) == 9, errors
+    assert [e.split(":")[0] for e in checked] == ["e_step", "m_step", "pretrain_then_erm"]
+    assert checked[0].startswith("e_step: not implemented yet: compute the log-joint")
     assert by_id(nb, "payoff_answer").source == "YOUR ANSWER HERE"
 
 
 def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
-    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
-    assert errors == {}
-    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
-    for line in ("e_step: 9 public checks passed.", "m_step: 6 public checks passed.",
-                 "pretrain_then_erm: 9 public checks passed.",
+    nb, outputs = EX.run_solution(tmp_path)
+    for line in (passed(checks.e_step), passed(checks.m_step), passed(checks.pretrain_then_erm),
                  "p(clump 2 | x): [0.018, 0.1192, 0.8808, 0.982]",
                  "a point at x = 1000: [[0.0, 1.0]]"):
         assert line in outputs, line
@@ -355,8 +330,8 @@ def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    code = check_stored_executed(SOLUTION, NAME, {"e_step_tests": 3, "m_step_tests": 3,
-                                                  "pipeline_tests": 2, "payoff_answer": 2})
+    code = EX.check_stored_executed({"e_step_tests": 3, "m_step_tests": 3, "pipeline_tests": 2,
+                                     "payoff_answer": 2})
     assert "torch.set_num_threads(1)" in code[0].source
 
 
@@ -377,16 +352,10 @@ POINTS = {"e_step_tests": 3, "m_step_tests": 3, "pipeline_tests": 2}
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading_01")
-    exercise = nbformat.read(EXERCISE, as_version=4)
-    (root / "submitted").mkdir()
-    for learner, answers in SUBMISSIONS.items():
-        nb = copy.deepcopy(exercise)
-        for gid, source in zip(ANSWERS, answers, strict=True):
-            by_id(nb, gid).source = source or solution_source(gid)
-        by_id(nb, "payoff_answer").source = "Around m = 50, once EM finds the clumps."
-        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
-    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
+    return EX.grade(tmp_path_factory.mktemp("grading_01"), {
+        learner: {**dict(zip(ANSWERS, answers, strict=True)),
+                  "payoff_answer": "Around m = 50, once EM finds the clumps."}
+        for learner, answers in SUBMISSIONS.items()})
 
 
 def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_cells(graded):
@@ -417,11 +386,8 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
 ])
 def test_each_wrong_answer_fails_its_graded_cell_and_its_public_check(graded, learner, cell,
                                                                       error):
-    root = graded[3]
-    executed = nbformat.read(root / "executed" / f"{learner}.ipynb", as_version=4)
-    [err] = [o for o in by_id(executed, cell).outputs if o.output_type == "error"]
-    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
-    name = {"e_step_tests": "e_step", "m_step_tests": "m_step",
-            "pipeline_tests": "pretrain_then_erm"}[cell]
-    check = next(c for c in executed.cells if c.source.startswith(f"checks.{name}("))
-    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]
+    check = {"e_step_tests": "e_step", "m_step_tests": "m_step",
+             "pipeline_tests": "pretrain_then_erm"}[cell]
+    got, check_errors = graded_errors(graded[3], learner, cell, check)
+    assert got.startswith(error), got
+    assert check_errors == ["CheckFailed"]

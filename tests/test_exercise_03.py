@@ -15,41 +15,31 @@ into the answer cell of the submissions.
 
 from __future__ import annotations
 
-import copy
 import math
-from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 from notebook_helpers import (
-    answer_source,
+    Exercise,
+    assert_passed,
     by_id,
-    check_stored_executed,
-    exec_answer,
-    execute,
-    run_grader,
-    text_of,
+    failed_at,
+    graded_errors,
+    passed,
 )
 
-from sslkit import checks, exercises, losses
+from sslkit import checks, losses
 from sslkit.checks import CheckFailed
-from sslkit.checks import contrastive as contrastive_checks
+from sslkit.checks.ex03_nt_xent import _nt_xent_diagnosis, _nt_xent_variant
 
-ROOT = Path(__file__).resolve().parents[1]
-NAME = "03_contrastive_simclr"
-SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
-EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
+EX = Exercise("03_contrastive_simclr", {"torch": torch, "F": F, "math": math})
+NAME = EX.name
 
 
-def solution_source(gid: str) -> str:
-    return answer_source(SOLUTION, gid)
-
-
-def define(source: str, name: str = "nt_xent"):
-    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
-    return exec_answer(source, name, {"torch": torch, "F": F, "math": math})
+def define(source):
+    """The ``nt_xent`` of an answer (or of the solution's answer cell ``source``)."""
+    return EX.define(source, "nt_xent")
 
 
 # ---------------------------------------------------------------------------- answers
@@ -107,45 +97,39 @@ SUM = masked().replace("F.cross_entropy(logits[:], pair[:])",
 
 
 # ------------------------------------------------------------------------------- the check
-@pytest.mark.parametrize("source", ["solution", LOOP, losses.nt_xent],
+@pytest.mark.parametrize("source", ["nt_xent_solution", LOOP, losses.nt_xent],
                          ids=["solution", "loop_logsumexp", "library"])
 def test_correct_answers_pass_the_public_check(source, capsys):
-    if callable(source):
-        fn = source
-    else:
-        fn = define(solution_source("nt_xent_solution") if source == "solution" else source)
-    checks.nt_xent(fn)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "nt_xent: 11 public checks passed."
-    assert len(lines) == 12 and all(line.startswith("  ✓ ") for line in lines[:-1])
+    checks.nt_xent(define(source))
+    assert_passed(checks.nt_xent, capsys.readouterr().out)
 
 
-WRONG = [  # (source, the case that fails, words of the message)
-    (NO_MASK, "check 1/11 'by hand", ["loss: got 0.820075, expected log(1 + 2·e^−2) = 0.239545",
-                                      "the self-similarity is not excluded", "masked_fill"]),
-    (NO_NORMALISATION, "check 2/11 'random z (8, 16)",
+WRONG = [  # (source, the case that fails: number and name, words of the message)
+    (NO_MASK, 1, "by hand", ["loss: got 0.820075, expected log(1 + 2·e^−2) = 0.239545",
+                             "the self-similarity is not excluded", "masked_fill"]),
+    (NO_NORMALISATION, 2, "random z (8, 16)",
      ["loss: values differ", "the inputs are not normalised", "F.normalize(z, dim=1)"]),
-    (NO_TEMPERATURE, "check 1/11 'by hand", ["the temperature is not applied",
-                                             "divide the cosine similarities by τ"]),
-    (TIMES_TEMPERATURE, "check 1/11 'by hand", ["you multiplied the similarities by τ"]),
-    (ONE_DIRECTION, "check 2/11 'random z (8, 16)",
+    (NO_TEMPERATURE, 1, "by hand", ["the temperature is not applied",
+                                    "divide the cosine similarities by τ"]),
+    (TIMES_TEMPERATURE, 1, "by hand", ["you multiplied the similarities by τ"]),
+    (ONE_DIRECTION, 2, "random z (8, 16)",
      ["only the B views of z1 are anchors", "symmetric in z1 and z2"]),
-    (OTHER_VIEW_ONLY, "check 1/11 'by hand",
+    (OTHER_VIEW_ONLY, 1, "by hand",
      ["your negatives are only the B − 1 views of the other side", "2B − 2 other views"]),
-    (SUM, "check 1/11 'by hand", ["the mean over the 2B anchors, not their sum"]),
-    (SUBTRACT_SELF, "check 7/11 'τ=0.01 with nearly identical pairs",
+    (SUM, 1, "by hand", ["the mean over the 2B anchors, not their sum"]),
+    (SUBTRACT_SELF, 7, "τ=0.01 with nearly identical pairs",
      ["loss: got nan", "F.cross_entropy", "mask the diagonal with -inf"]),
 ]
 
 
-@pytest.mark.parametrize("source, case, words", WRONG, ids=[
+@pytest.mark.parametrize("source, i, case, words", WRONG, ids=[
     "no_mask", "no_normalisation", "no_temperature", "times_temperature", "one_direction",
     "other_view_only", "sum", "subtract_self"])
-def test_wrong_answers_fail_naming_the_case_and_the_mistake(source, case, words, capsys):
+def test_wrong_answers_fail_naming_the_case_and_the_mistake(source, i, case, words, capsys):
     with pytest.raises(CheckFailed) as info:
         checks.nt_xent(define(source))
     msg = str(info.value)
-    assert msg.startswith(f"nt_xent: {case}"), msg
+    assert msg.startswith(failed_at(checks.nt_xent, i, case)), msg
     for word in words:
         assert word in msg, (word, msg)
     assert "public checks passed" not in capsys.readouterr().out
@@ -168,51 +152,47 @@ def test_the_check_notices_inputs_modified_in_place_and_a_detached_loss():
 
     with pytest.raises(CheckFailed, match="modified z1 or z2 in place"):
         checks.nt_xent(in_place)
-    with pytest.raises(CheckFailed, match="check 11/11 'gradient flows.*cut off"):
+    with pytest.raises(CheckFailed) as info:
         checks.nt_xent(lambda z1, z2, t=0.5: losses.nt_xent(z1, z2, t).detach())
+    assert str(info.value).startswith(failed_at(checks.nt_xent, 11, "gradient flows")), info.value
+    assert "cut off" in str(info.value)
 
 
 def test_the_unmasked_variant_of_each_mistake_is_the_library_loss():
     """The diagnosis compares with variants of one float64 formula; its default is the loss."""
     z1, z2 = checks.randn(6, 5, seed=1) * 3, checks.randn(6, 5, seed=2)
     for tau in (0.05, 0.5):
-        assert math.isclose(contrastive_checks._nt_xent_variant(z1, z2, tau),
-                            losses.nt_xent(z1, z2, tau).item(), rel_tol=1e-5)
-    assert contrastive_checks._nt_xent_variant(z1[:1], z2[:1], 0.5) == 0.0
+        assert math.isclose(_nt_xent_variant(z1, z2, tau), losses.nt_xent(z1, z2, tau).item(),
+                            rel_tol=1e-5)
+    assert _nt_xent_variant(z1[:1], z2[:1], 0.5) == 0.0
 
 
 def test_a_value_no_mistake_explains_gets_the_general_hint():
     z1, z2 = checks.randn(4, 3, seed=3), checks.randn(4, 3, seed=4)
-    hint = contrastive_checks._nt_xent_diagnosis(123.0, z1, z2, 0.5)
+    hint = _nt_xent_diagnosis(123.0, z1, z2, 0.5)
     assert hint.startswith("for each of the 2B views a")
 
 
 # ---------------------------------------------------------------------------- the notebooks
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
-    nb = nbformat.read(EXERCISE, as_version=4)
-    _, errors = execute(nb, tmp_path)
-    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    nb, errors, checked = EX.run_unsolved(tmp_path)
     # the hand-computed example, the public check, the graded cell and Part B's table
-    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
-    assert graded <= set(errors) and len(errors) == 4, errors
-    check = next(i for i, c in enumerate(nb.cells) if c.source.startswith("checks."))
-    assert errors[check][1].startswith("nt_xent: not implemented yet: the (2B, 2B) cosine "
-                                       "similarities")
+    assert len(errors) == 4, errors
+    assert checked[0].startswith("nt_xent: not implemented yet: the (2B, 2B) cosine "
+                                 "similarities")
     assert by_id(nb, "temperature_answer").source == "YOUR ANSWER HERE"
 
 
 def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
-    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
-    assert errors == {}
-    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
-    for line in ("nt_xent: 11 public checks passed.",
+    _, outputs = EX.run_solution(tmp_path)
+    for line in (passed(checks.nt_xent),
                  "by hand: 0.2395 | yours: 0.2395 | library: 0.2395",
                  "collapsed                  2.7081   2.7081   2.7081   2.7081   2.7081"):
         assert line in outputs, line
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    code = check_stored_executed(SOLUTION, NAME, {"nt_xent_tests": 4, "temperature_answer": 2})
+    code = EX.check_stored_executed({"nt_xent_tests": 4, "temperature_answer": 2})
     assert "torch.set_num_threads(1)" in code[0].source
 
 
@@ -228,15 +208,10 @@ SUBMISSIONS = {  # learner → nt_xent answer; None: the solution's answer
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading_03")
-    exercise = nbformat.read(EXERCISE, as_version=4)
-    (root / "submitted").mkdir()
-    for learner, source in SUBMISSIONS.items():
-        nb = copy.deepcopy(exercise)
-        by_id(nb, "nt_xent_solution").source = source or solution_source("nt_xent_solution")
-        by_id(nb, "temperature_answer").source = "Collapse gives log(2B - 1): negatives."
-        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
-    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
+    return EX.grade(tmp_path_factory.mktemp("grading_03"), {
+        learner: {"nt_xent_solution": source,
+                  "temperature_answer": "Collapse gives log(2B - 1): negatives."}
+        for learner, source in SUBMISSIONS.items()})
 
 
 def test_grading_gives_full_points_to_the_correct_answers_and_none_to_the_wrong_ones(graded):
@@ -258,8 +233,6 @@ def test_grading_gives_full_points_to_the_correct_answers_and_none_to_the_wrong_
     ("no_temperature", "AssertionError"),
 ])
 def test_each_wrong_answer_fails_its_graded_cell_and_its_public_check(graded, learner, error):
-    executed = nbformat.read(graded[3] / "executed" / f"{learner}.ipynb", as_version=4)
-    [err] = [o for o in by_id(executed, "nt_xent_tests").outputs if o.output_type == "error"]
-    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
-    check = next(c for c in executed.cells if c.source.startswith("checks.nt_xent("))
-    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]
+    got, check_errors = graded_errors(graded[3], learner, "nt_xent_tests", "nt_xent")
+    assert got.startswith(error), got
+    assert check_errors == ["CheckFailed"]

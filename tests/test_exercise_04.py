@@ -6,7 +6,8 @@
   updated, keys not detached; ``m`` on the query encoder, the query encoder updated, buffers
   averaged, no ``torch.no_grad()``, an update that does not stick), naming the case and the
   mistake;
-* the momentum check's reference is exactly ``MoCo.on_step_end``;
+* the momentum check's reference is ``methods.base.ema_update_``, exactly what
+  ``MoCo.on_step_end`` does;
 * the generated exercise, executed unsolved, raises only ``NotImplementedError``; the solution
   executes without error (public and hidden tests pass) and is stored executed, in order;
 * one ``sslkit.grade`` run on submissions built from the exercise gives full points to the
@@ -19,39 +20,27 @@ into the answer cells of the submissions.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 from notebook_helpers import (
-    answer_source,
+    Exercise,
+    assert_passed,
     by_id,
-    check_stored_executed,
-    exec_answer,
-    execute,
-    run_grader,
-    text_of,
+    failed_at,
+    graded_errors,
+    passed,
 )
 
-from sslkit import checks, exercises, losses, methods, models
+from sslkit import checks, losses, methods, models
 from sslkit.checks import CheckFailed
-from sslkit.checks import contrastive as contrastive_checks
+from sslkit.checks.ex04_moco import _cnn, _encoders, _mlp
+from sslkit.methods import base
+from sslkit.methods.base import ema_update_
 
-ROOT = Path(__file__).resolve().parents[1]
-NAME = "04_contrastive_moco_supcon"
-SOLUTION = ROOT / "solutions" / f"{NAME}.ipynb"
-EXERCISE = ROOT / "exercises" / f"{NAME}.ipynb"
+EX = Exercise("04_contrastive_moco_supcon", {"torch": torch})
+NAME = EX.name
 ANSWERS = ("queue_solution", "momentum_solution")
-
-
-def solution_source(gid: str) -> str:
-    return answer_source(SOLUTION, gid)
-
-
-def define(source: str, name: str):
-    """``exec`` an answer cell's source in a fresh namespace; return the function ``name``."""
-    return exec_answer(source, name, {"torch": torch})
 
 
 # ---------------------------------------------------------------------------- answers
@@ -136,70 +125,58 @@ M_NEW_PARAMETERS = M_HEAD + """\
 """
 
 
-def _momentum_reference(key, query, m):
-    with torch.no_grad():
-        for p_k, p_q in zip(key.parameters(), query.parameters(), strict=True):
-            p_k.mul_(m).add_(p_q, alpha=1 - m)
-
-
 # ------------------------------------------------------------------------------- the checks
-@pytest.mark.parametrize("check, name, source, count", [
-    (checks.update_queue, "update_queue", "queue_solution", 10),
-    (checks.update_queue, "update_queue", Q_LOOP, 10),
-    (checks.update_queue, "update_queue", losses.update_queue, 10),
-    (checks.momentum_update, "momentum_update", "momentum_solution", 8),
-    (checks.momentum_update, "momentum_update", M_COPY, 8),
-    (checks.momentum_update, "momentum_update", _momentum_reference, 8),
-], ids=["q_solution", "q_loop", "q_library", "m_solution", "m_copy", "m_reference"])
-def test_correct_answers_pass_the_public_checks(check, name, source, count, capsys):
-    if callable(source):
-        fn = source
-    else:
-        fn = define(solution_source(source) if source in ANSWERS else source, name)
-    check(fn)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == f"{name}: {count} public checks passed."
-    assert len(lines) == count + 1 and all(line.startswith("  ✓ ") for line in lines[:-1])
+@pytest.mark.parametrize("check, source", [
+    (checks.update_queue, "queue_solution"),
+    (checks.update_queue, Q_LOOP),
+    (checks.update_queue, losses.update_queue),
+    (checks.momentum_update, "momentum_solution"),
+    (checks.momentum_update, M_COPY),
+    (checks.momentum_update, ema_update_),
+], ids=["q_solution", "q_loop", "q_library", "m_solution", "m_copy", "m_library"])
+def test_correct_answers_pass_the_public_checks(check, source, capsys):
+    check(EX.define(source, check.__name__))
+    assert_passed(check, capsys.readouterr().out)
 
 
-WRONG = [  # (check, function name, source, the case that fails, words of the message)
-    (checks.update_queue, "update_queue", Q_POINTER_NOT_WRAPPING, "check 3/10 'wrap-around",
+WRONG = [  # (check, source, the case that fails: number and name, words of the message)
+    (checks.update_queue, Q_POINTER_NOT_WRAPPING, 3, "wrap-around",
      ["returned pointer 9, expected (6 + 3) % 8 = 1", "the pointer must wrap around too"]),
-    (checks.update_queue, "update_queue", Q_SLICE, "check 3/10 'wrap-around",
+    (checks.update_queue, Q_SLICE, 3, "wrap-around",
      ["your code raised RuntimeError", "(ptr + torch.arange(B)) % Q"]),
-    (checks.update_queue, "update_queue", Q_RESTART, "check 3/10 'wrap-around",
+    (checks.update_queue, Q_RESTART, 3, "wrap-around",
      ["expected rows [6, 7, 0] to hold keys 0…2", "0: key 0, 1: key 1, 2: key 2, 3: old",
       "you started over at row 0, but the reference wraps around"]),
-    (checks.update_queue, "update_queue", Q_REBOUND, "check 1/10 'Q=8, B=3, ptr=0",
+    (checks.update_queue, Q_REBOUND, 1, "Q=8, B=3, ptr=0",
      ["the queue passed in is unchanged: update it in place"]),
-    (checks.update_queue, "update_queue", Q_NOT_DETACHED, "check 7/10 'keys that require grad",
+    (checks.update_queue, Q_NOT_DETACHED, 7, "keys that require grad",
      ["the queue now requires grad", "keys.detach()"]),
-    (checks.momentum_update, "momentum_update", M_SWAPPED, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_SWAPPED, 1, "m=0.9",
      ["key parameter '0.weight': values differ", "m and 1 − m are swapped",
       "m multiplies the key encoder's OWN parameters"]),
-    (checks.momentum_update, "momentum_update", M_UPDATES_QUERY, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_UPDATES_QUERY, 1, "m=0.9",
      ["the query encoder's '0.weight' changed", "updates its FIRST argument"]),
-    (checks.momentum_update, "momentum_update", M_STATE_DICT, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_STATE_DICT, 1, "m=0.9",
      ["the key encoder's buffer '1.running_mean' changed", "not state_dict()"]),
-    (checks.momentum_update, "momentum_update", M_NO_NO_GRAD, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_NO_NO_GRAD, 1, "m=0.9",
      ["now has requires_grad=True, grad_fn=CopyBackwards", "torch.no_grad()"]),
-    (checks.momentum_update, "momentum_update", M_LOCAL_NAME, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_LOCAL_NAME, 1, "m=0.9",
      ["values differ", "the key encoder did not move", "only rebinds a local name"]),
-    (checks.momentum_update, "momentum_update", M_NEW_PARAMETERS, "check 1/8 'm=0.9",
+    (checks.momentum_update, M_NEW_PARAMETERS, 1, "m=0.9",
      ["parameter '0.weight' is a new object", "in place"]),
 ]
 
 
-@pytest.mark.parametrize("check, name, source, case, words", WRONG, ids=[
+@pytest.mark.parametrize("check, source, i, case, words", WRONG, ids=[
     "q_pointer_not_wrapping", "q_slice", "q_restart", "q_rebound", "q_not_detached",
     "m_swapped", "m_updates_query", "m_state_dict", "m_no_no_grad", "m_local_name",
     "m_new_parameters"])
-def test_wrong_answers_fail_naming_the_case_and_the_mistake(check, name, source, case, words,
+def test_wrong_answers_fail_naming_the_case_and_the_mistake(check, source, i, case, words,
                                                             capsys):
     with pytest.raises(CheckFailed) as info:
-        check(define(source, name))
+        check(EX.define(source, check.__name__))
     msg = str(info.value)
-    assert msg.startswith(f"{name}: {case}"), msg
+    assert msg.startswith(failed_at(check, i, case)), msg
     for word in words:
         assert word in msg, (word, msg)
     assert "public checks passed" not in capsys.readouterr().out
@@ -214,9 +191,10 @@ def test_key_parameters_that_require_grad_need_no_grad():
         p_k.mul_(m).add_(p_q.detach(), alpha=1 - m)
 """
     with pytest.raises(CheckFailed) as info:
-        checks.momentum_update(define(detached, "momentum_update"))
+        checks.momentum_update(EX.define(detached, "momentum_update"))
     msg = str(info.value)
-    assert msg.startswith("momentum_update: check 7/8 'key parameters that require grad"), msg
+    assert msg.startswith(failed_at(checks.momentum_update, 7,
+                                    "key parameters that require grad")), msg
     assert "your code raised RuntimeError" in msg and "under torch.no_grad()" in msg, msg
 
 
@@ -232,7 +210,21 @@ def test_a_stub_gives_only_the_friendly_not_implemented_error(check, name):
     assert str(info.value) == f"{name}: not implemented yet: write the keys"
 
 
-def test_the_momentum_reference_is_moco_on_step_end():
+def test_the_momentum_reference_is_moco_on_step_end(monkeypatch):
+    """The check computes its expected key encoder with ``ema_update_``, and one
+    ``MoCo.on_step_end`` is ``ema_update_`` of the key backbone and the key projector, nothing
+    more: so the check grades exactly the library's update."""
+    used = []
+
+    def spy(target, online, momentum):
+        used.append(momentum)
+        ema_update_(target, online, momentum)
+
+    monkeypatch.setattr(base, "ema_update_", spy)
+    checks.momentum_update(ema_update_)
+    assert used, "the check did not compute its reference with methods.base.ema_update_"
+    monkeypatch.undo()
+
     moco = methods.MoCo(models.SmallCNN((4, 8)), proj_hidden=8, proj_dim=4, queue_size=8,
                         momentum=0.9)
     with torch.no_grad():
@@ -240,16 +232,16 @@ def test_the_momentum_reference_is_moco_on_step_end():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     mine = copy.deepcopy(moco)
     moco.on_step_end(0, None)
-    contrastive_checks._momentum_reference(mine.key_backbone, mine.backbone, 0.9)
-    contrastive_checks._momentum_reference(mine.key_projector, mine.projector, 0.9)
+    ema_update_(mine.key_backbone, mine.backbone, 0.9)
+    ema_update_(mine.key_projector, mine.projector, 0.9)
     want = moco.state_dict()
     for name, value in mine.state_dict().items():
         assert torch.equal(value, want[name]), name
 
 
 def test_the_encoders_of_the_momentum_check_differ_in_parameters_and_buffers():
-    for make in (contrastive_checks._mlp, contrastive_checks._cnn):
-        key, query = contrastive_checks._encoders(make, 0)
+    for make in (_mlp, _cnn):
+        key, query = _encoders(make, 0)
         assert not any(p.requires_grad for p in key.parameters())
         assert all(p.requires_grad for p in query.parameters())
         for (name, a), b in zip(key.state_dict().items(), query.state_dict().values(),
@@ -260,32 +252,23 @@ def test_the_encoders_of_the_momentum_check_differ_in_parameters_and_buffers():
 
 # ---------------------------------------------------------------------------- the notebooks
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
-    nb = nbformat.read(EXERCISE, as_version=4)
-    _, errors = execute(nb, tmp_path)
-    assert {name for name, _ in errors.values()} == {"NotImplementedError"}, errors
+    nb, errors, checked = EX.run_unsolved(tmp_path)
     # each part's example, public check and graded cell, and Part C's table
-    graded = {i for i, c in enumerate(nb.cells) if exercises.is_test_cell(c)}
-    assert graded <= set(errors) and len(errors) == 7, errors
-    check_cells = [i for i, c in enumerate(nb.cells) if c.source.startswith("checks.")]
-    assert [errors[i][1].split(":")[0] for i in check_cells] == ["update_queue",
-                                                                 "momentum_update"]
+    assert len(errors) == 7, errors
+    assert [e.split(":")[0] for e in checked] == ["update_queue", "momentum_update"]
     assert by_id(nb, "queue_answer").source == "YOUR ANSWER HERE"
 
 
 def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
-    nb, errors = execute(exercises.read_notebook(SOLUTION), tmp_path)
-    assert errors == {}
-    outputs = "".join(text_of(c) for c in nb.cells if c.cell_type == "code")
-    for line in ("update_queue: 10 public checks passed.",
-                 "momentum_update: 8 public checks passed.",
+    _, outputs = EX.run_solution(tmp_path)
+    for line in (passed(checks.update_queue), passed(checks.momentum_update),
                  "step 4: ptr -> 3 | queue [32, 41, 42, 22, 31]",
                  " 0.999 |                 693 | 3%"):
         assert line in outputs, line
 
 
 def test_the_solution_is_stored_executed_in_order_without_errors():
-    code = check_stored_executed(SOLUTION, NAME,
-                                 {"queue_tests": 2, "momentum_tests": 3, "queue_answer": 2})
+    code = EX.check_stored_executed({"queue_tests": 2, "momentum_tests": 3, "queue_answer": 2})
     assert "torch.set_num_threads(1)" in code[0].source
 
 
@@ -303,16 +286,10 @@ POINTS = {"queue_tests": 2, "momentum_tests": 3}
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading_04")
-    exercise = nbformat.read(EXERCISE, as_version=4)
-    (root / "submitted").mkdir()
-    for learner, answers in SUBMISSIONS.items():
-        nb = copy.deepcopy(exercise)
-        for gid, source in zip(ANSWERS, answers, strict=True):
-            by_id(nb, gid).source = source or solution_source(gid)
-        by_id(nb, "queue_answer").source = "Old keys must come from a similar encoder."
-        nbformat.write(nb, root / "submitted" / f"{learner}.ipynb")
-    return (*run_grader(root / "submitted", SOLUTION.parent, root, timeout=600), root)
+    return EX.grade(tmp_path_factory.mktemp("grading_04"), {
+        learner: {**dict(zip(ANSWERS, answers, strict=True)),
+                  "queue_answer": "Old keys must come from a similar encoder."}
+        for learner, answers in SUBMISSIONS.items()})
 
 
 def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_cells(graded):
@@ -339,9 +316,7 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
 ])
 def test_each_wrong_answer_fails_its_graded_cell_and_its_public_check(graded, learner, cell,
                                                                       error):
-    executed = nbformat.read(graded[3] / "executed" / f"{learner}.ipynb", as_version=4)
-    [err] = [o for o in by_id(executed, cell).outputs if o.output_type == "error"]
-    assert f"{err.ename}: {err.evalue}".startswith(error), err.evalue
-    name = {"queue_tests": "update_queue", "momentum_tests": "momentum_update"}[cell]
-    check = next(c for c in executed.cells if c.source.startswith(f"checks.{name}("))
-    assert [o.ename for o in check.outputs if o.output_type == "error"] == ["CheckFailed"]
+    check = {"queue_tests": "update_queue", "momentum_tests": "momentum_update"}[cell]
+    got, check_errors = graded_errors(graded[3], learner, cell, check)
+    assert got.startswith(error), got
+    assert check_errors == ["CheckFailed"]

@@ -12,26 +12,33 @@ reach the inputs. A learner's ``NotImplementedError`` (the exercise stub) comes 
 ``NotImplementedError``.
 
 Layout: ``_core`` holds the framework (:func:`compare`, :func:`compare_call`,
-:func:`check_symmetric`, :func:`check_gradient_flow`, :func:`run_checks`, :func:`randn` and the
-worked example :func:`softmax`); one module per exercise holds its checks, and everything public
-is re-exported here, so notebooks write ``from sslkit import checks; checks.nt_xent(fn)``:
+:func:`check_symmetric`, :func:`check_gradient_flow`, :func:`run_checks`, :func:`randn`, the
+helpers :func:`with_hint`, :func:`format_value`, :func:`unit_rows`, :func:`detached_copy` and
+the worked example :func:`softmax`); one module ``exNN_<topic>`` per exercise holds its checks
+(the ``exNN_`` prefix keeps them apart from the library modules they check), and everything
+public is re-exported here, so notebooks write ``from sslkit import checks; checks.nt_xent(fn)``:
 
-- ``protocol`` (exercise 00): :func:`knn_classify`, :func:`label_efficiency`,
+- ``ex00_protocol`` (exercise 00): :func:`knn_classify`, :func:`label_efficiency`,
   :func:`knn_recorder` — *Unsupervised Feature Learning via Non-Parametric Instance
   Discrimination* (2018, arXiv 1805.01978), *Big Self-Supervised Models are Strong
   Semi-Supervised Learners* (2020, arXiv 2006.10029);
-- ``theory`` (exercise 01): :func:`e_step`, :func:`m_step`, :func:`pretrain_then_erm` — EM
+- ``ex01_theory`` (exercise 01): :func:`e_step`, :func:`m_step`, :func:`pretrain_then_erm` — EM
   (Dempster, Laird & Rubin, 1977), *On the Provable Advantage of Unsupervised Pretraining* (2023,
   arXiv 2303.01566);
-- ``pretext`` (exercise 02): :func:`rotation_batch` — *Unsupervised Representation Learning by
-  Predicting Image Rotations* (2018, arXiv 1803.07728);
-- ``contrastive`` (exercises 03 and 04): :func:`nt_xent` — *A Simple Framework for Contrastive
-  Learning of Visual Representations* (2020, arXiv 2002.05709); :func:`update_queue` and
-  :func:`momentum_update` — *Momentum Contrast for Unsupervised Visual Representation Learning*
-  (2019, arXiv 1911.05722).
+- ``ex02_rotation`` (exercise 02): :func:`rotation_batch` — *Unsupervised Representation
+  Learning by Predicting Image Rotations* (2018, arXiv 1803.07728);
+- ``ex03_nt_xent`` (exercise 03): :func:`nt_xent` — *A Simple Framework for Contrastive
+  Learning of Visual Representations* (2020, arXiv 2002.05709);
+- ``ex04_moco`` (exercise 04): :func:`update_queue` and :func:`momentum_update` — *Momentum
+  Contrast for Unsupervised Visual Representation Learning* (2019, arXiv 1911.05722).
+
+Private helpers stay in their module: tests import them from there
+(``from sslkit.checks.ex03_nt_xent import _nt_xent_variant``), never through this package.
 
 Adding a check for a new exercise: one public function per exercise, named after it, built from
-the helpers of ``_core``, in the exercise's module (re-exported here). For example::
+the helpers of ``_core``, in the exercise's module ``exNN_<topic>`` (re-exported here). Its
+docstring says ``Cases (N):`` and lists them; the exercise tests read N there, so adding a case
+means editing that docstring, not the tests. For example::
 
     def knn_classify(learner_fn):
         \"\"\"Check ``learner_fn(train_z, train_y, query_z, k)`` against the library's.\"\"\"
@@ -54,41 +61,33 @@ from ._core import (
     check_symmetric,
     compare,
     compare_call,
+    detached_copy,
+    format_value,
     randn,
     run_checks,
     softmax,
+    unit_rows,
+    with_hint,
 )
-from .contrastive import momentum_update, nt_xent, update_queue
-from .pretext import rotation_batch
-from .protocol import (  # noqa: F401  (private names: used by the exercise tests)
-    KnnCall,
-    _knn_cases,
-    _knn_reference,
-    knn_classify,
-    knn_recorder,
-    label_efficiency,
-)
-from .theory import (  # noqa: F401  (private names: used by the exercise tests)
-    _compare_e_step,
-    _compare_m_step,
-    _e_cases,
-    _mixture_copy,
-    _variance_diagnosis,
-    e_step,
-    m_step,
-    pretrain_then_erm,
-)
+from .ex00_protocol import KnnCall, knn_classify, knn_recorder, label_efficiency
+from .ex01_theory import e_step, m_step, pretrain_then_erm
+from .ex02_rotation import rotation_batch
+from .ex03_nt_xent import nt_xent
+from .ex04_moco import momentum_update, update_queue
 
 __all__ = [
     # the framework (_core)
     "CheckFailed", "compare", "compare_call", "check_symmetric", "check_gradient_flow",
     "run_checks", "randn", "softmax",
-    # exercise 00 (protocol)
+    "with_hint", "format_value", "unit_rows", "detached_copy",
+    # exercise 00 (ex00_protocol)
     "knn_classify", "label_efficiency", "knn_recorder", "KnnCall",
-    # exercise 01 (theory)
+    # exercise 01 (ex01_theory)
     "e_step", "m_step", "pretrain_then_erm",
-    # exercise 02 (pretext)
+    # exercise 02 (ex02_rotation)
     "rotation_batch",
-    # exercises 03 and 04 (contrastive)
-    "nt_xent", "update_queue", "momentum_update",
+    # exercise 03 (ex03_nt_xent)
+    "nt_xent",
+    # exercise 04 (ex04_moco)
+    "update_queue", "momentum_update",
 ]

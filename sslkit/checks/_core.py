@@ -1,7 +1,10 @@
 """The framework of the self-checks: compare results, check gradients, run named cases.
 
 Everything here is re-exported by :mod:`sslkit.checks` (see its docstring for how a check
-reads and how to add one); :func:`softmax` is the worked example.
+reads and how to add one); :func:`softmax` is the worked example. The exercise modules build
+their checks from these functions only: :func:`with_hint`, :func:`format_value`,
+:func:`unit_rows` and :func:`detached_copy` are the small helpers they share, public so that a
+new exercise's module uses them the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from .._validate import check_positive_int, check_range
 __all__ = [
     "CheckFailed", "compare", "compare_call", "check_symmetric", "check_gradient_flow",
     "run_checks", "randn", "softmax",
+    # helpers for writing checks
+    "with_hint", "format_value", "unit_rows", "detached_copy",
 ]
 
 
@@ -37,7 +42,9 @@ def _fmt_index(idx: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, idx)) + ("," if len(idx) == 1 else "") + ")"
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
+    """``value`` as the messages show it: floats with 6 significant digits (``nan`` for NaN),
+    anything else with ``str``."""
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.6g}"
     return str(value)
@@ -76,9 +83,9 @@ def _compare_tensors(name: str, got: torch.Tensor, want: torch.Tensor, atol: flo
         if unexpected.any():
             flat = int(unexpected.flatten().nonzero()[0])
             idx = _index(flat, got.shape)
-            kind = _fmt(got[idx].item())
+            kind, expected = format_value(got[idx].item()), format_value(want[idx].item())
             raise CheckFailed(
-                f"{name}: got {kind} at index {_fmt_index(idx)} where {_fmt(want[idx].item())} "
+                f"{name}: got {kind} at index {_fmt_index(idx)} where {expected} "
                 f"was expected ({int(unexpected.sum())} of {got.numel()} values are NaN/Inf "
                 "where the reference is finite)")
         common = torch.promote_types(got.dtype, want.dtype)
@@ -91,8 +98,8 @@ def _compare_tensors(name: str, got: torch.Tensor, want: torch.Tensor, atol: flo
         flat = int(wrong.flatten().nonzero()[0])
         idx = _index(flat, got.shape)
         msg = (f"{name}: values differ at {int(wrong.sum())} of {got.numel()} positions; first "
-               f"at index {_fmt_index(idx)}: got {_fmt(got[idx].item())}, expected "
-               f"{_fmt(want[idx].item())}")
+               f"at index {_fmt_index(idx)}: got {format_value(got[idx].item())}, expected "
+               f"{format_value(want[idx].item())}")
         if want.is_floating_point():
             finite = torch.isfinite(got) & torch.isfinite(want)
             diff = (got.double() - want.double()).abs()[finite]
@@ -146,16 +153,19 @@ def compare(name: str, learner_out, reference_out, *, atol: float = 1e-5, rtol: 
         if not isinstance(got, Number) or isinstance(got, bool):
             raise CheckFailed(f"{name}: expected a number, got {type(learner_out).__name__}")
         if math.isnan(got) and not math.isnan(reference_out):
-            raise CheckFailed(f"{name}: got nan, expected {_fmt(reference_out)}")
+            raise CheckFailed(f"{name}: got nan, expected {format_value(reference_out)}")
         if not math.isclose(got, reference_out, rel_tol=rtol, abs_tol=atol) and not (
                 math.isnan(got) and math.isnan(reference_out)):
-            raise CheckFailed(f"{name}: got {_fmt(got)}, expected {_fmt(reference_out)} "
+            raise CheckFailed(f"{name}: got {format_value(got)}, expected "
+                              f"{format_value(reference_out)} "
                               f"(tolerance atol={atol:g}, rtol={rtol:g})")
     elif learner_out != reference_out:
         raise CheckFailed(f"{name}: got {learner_out!r}, expected {reference_out!r}")
 
 
-def _clone(value):
+def detached_copy(value):
+    """A detached clone of a tensor, anything else as it is: each side of a comparison gets its
+    own copy of the inputs, so that neither can change the other's."""
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
@@ -167,8 +177,8 @@ def compare_call(learner_fn: Callable, reference_fn: Callable, *args, name: str 
     Also fails if the learner's function modified a tensor argument in place (the reference and
     the learner each get their own copy, so neither can affect the other).
     """
-    want = reference_fn(*map(_clone, args), **kwargs)
-    learner_args = [_clone(a) for a in args]
+    want = reference_fn(*map(detached_copy, args), **kwargs)
+    learner_args = [detached_copy(a) for a in args]
     got = learner_fn(*learner_args, **kwargs)
     for i, (original, seen) in enumerate(zip(args, learner_args, strict=True)):
         if isinstance(original, torch.Tensor) and not (
@@ -194,8 +204,9 @@ def check_symmetric(name: str, matrix, *, atol: float = 1e-6, rtol: float = 0.0)
     if not close.all():
         idx = _index(int((~close).flatten().nonzero()[0]), m.shape)
         swapped = idx[:-2] + (idx[-1], idx[-2])
-        raise CheckFailed(f"{name}: not symmetric: M{_fmt_index(idx)}={_fmt(m[idx].item())} but "
-                          f"M{_fmt_index(swapped)}={_fmt(m[swapped].item())}")
+        raise CheckFailed(f"{name}: not symmetric: M{_fmt_index(idx)}="
+                          f"{format_value(m[idx].item())} but M{_fmt_index(swapped)}="
+                          f"{format_value(m[swapped].item())}")
 
 
 def check_gradient_flow(name: str, fn: Callable, *inputs, wrt: Iterable[int] | None = None,
@@ -272,8 +283,14 @@ def run_checks(title: str, cases) -> None:
 
 
 # ---------------------------------------------------------------------------- case helpers
-def _with_hint(case: Callable[[], None], hint: str | None) -> Callable[[], None]:
-    """Wrap a case so that a failure (or an exception from the learner's code) ends with a hint."""
+def with_hint(case: Callable[[], None], hint: str | None) -> Callable[[], None]:
+    """Wrap a case so that a failure (or an exception from the learner's code) ends with a hint.
+
+    ``case`` is a function of no argument as :func:`run_checks` takes it; the returned case
+    re-raises its :class:`CheckFailed` (or any ``AssertionError``) as ``"<message>. Hint: <hint>"``
+    and any other exception as ``"your code raised <type>: <message>. Hint: <hint>"``;
+    ``NotImplementedError`` passes through untouched. A falsy ``hint`` returns ``case`` itself.
+    """
     if not hint:
         return case
 
@@ -291,7 +308,7 @@ def _with_hint(case: Callable[[], None], hint: str | None) -> Callable[[], None]
     return run
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows of ``x`` ``(N, D)`` scaled to unit length."""
     return x / x.norm(dim=1, keepdim=True)
 
@@ -300,7 +317,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 def softmax(learner_fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``learner_fn(logits (..., C)) -> probabilities (..., C)`` against ``torch.softmax``.
 
-    The softmax is taken over the last dimension. Cases: random logits, a batch of one, a 3-d
+    The softmax is taken over the last dimension. Cases (6): random logits, a batch of one, a 3-d
     input (the last dimension, not the first), large logits of ±1000 (subtract the row maximum
     before ``exp`` or it overflows to ``inf / inf = nan``), ties (equal logits give a uniform
     distribution), and gradient flow to the logits.

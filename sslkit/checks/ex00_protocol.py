@@ -11,6 +11,7 @@ graded tests) run the learner's sweep with the library's kNN in place of the lea
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import operator
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +19,16 @@ from numbers import Number
 
 import torch
 
-from ._core import CheckFailed, _fmt, _unit, _with_hint, compare, compare_call, randn, run_checks
+from ._core import (
+    CheckFailed,
+    compare,
+    compare_call,
+    format_value,
+    randn,
+    run_checks,
+    unit_rows,
+    with_hint,
+)
 
 __all__ = ["knn_classify", "label_efficiency", "knn_recorder", "KnnCall"]
 
@@ -42,8 +52,8 @@ def _knn_cases() -> dict[str, tuple[tuple, str | None]]:
     Every case's reference votes have a clear winner (or an exact tie, in the tie case), so an
     implementation that sums the same votes in another order gets the same predictions.
     """
-    train, labels = _unit(randn(40, 8, seed=10)), torch.arange(40) % 4
-    queries = _unit(randn(16, 8, seed=11))
+    train, labels = unit_rows(randn(40, 8, seed=10)), torch.arange(40) % 4
+    queries = unit_rows(randn(16, 8, seed=11))
 
     def lengths(n, seed):  # from about 0.02 to 50: a dot product without normalising ranks by them
         return randn(n, 1, seed=seed, scale=2.0).exp()
@@ -62,7 +72,7 @@ def _knn_cases() -> dict[str, tuple[tuple, str | None]]:
             "go through the steps: cosine similarity of unit-length rows, the k largest, each "
             "adds exp(s / T) to its class's vote, argmax over classes"),
         "a batch of one query (1, 8)": (
-            (train, labels, _unit(randn(1, 8, seed=12)), 5, 0.07, 4), None),
+            (train, labels, unit_rows(randn(1, 8, seed=12)), 5, 0.07, 4), None),
         "k=1: the label of the nearest neighbour": ((train, labels, queries, 1, 0.07, 4), None),
         "features of very different lengths (0.02 to 50): cosine similarity ignores length": (
             (train * lengths(40, 13), labels, queries * lengths(16, 15), 5, 0.07, 4),
@@ -117,7 +127,7 @@ def knn_classify(learner_fn: Callable) -> None:
     first differing query with both predictions, and a hint.
     """
     def case(args, hint):
-        return _with_hint(lambda: compare_call(learner_fn, _knn_reference, *args,
+        return with_hint(lambda: compare_call(learner_fn, _knn_reference, *args,
                                                name="predictions"), hint)
 
     run_checks("knn_classify", {name: case(args, hint)
@@ -220,6 +230,183 @@ def _sweep_data():
     return train_x, train_y, test_x, test_y
 
 
+class _SweepRun:
+    """The learner's sweep on the seeded data of :func:`_sweep_data`, run at most once per
+    ``(labels_per_class, seed)`` under :func:`knn_recorder`; the cases below read its results."""
+
+    def __init__(self, learner_fn: Callable):
+        self.learner_fn = learner_fn
+        self.train_x, self.train_y, self.test_x, self.test_y = _sweep_data()
+        self.num_classes = int(self.train_y.max()) + 1
+        self._runs: dict = {}
+
+    def run(self, labels_per_class, seed) -> tuple[object, list[KnnCall]]:
+        """``(the learner's result, the knn_classify calls it made)``."""
+        key = (labels_per_class, seed)
+        if key not in self._runs:
+            with knn_recorder(self.learner_fn, self.train_x, self.train_y) as calls:
+                result = self.learner_fn(self.train_x.clone(), self.train_y.clone(),
+                                         self.test_x.clone(), self.test_y.clone(),
+                                         labels_per_class=labels_per_class, seed=seed)
+            self._runs[key] = (result, list(calls))
+        return self._runs[key]
+
+    def size(self, n) -> int:
+        """How many training examples the ``n``-label subset holds (all of them for ``None``)."""
+        return self.train_y.numel() if n is None else n * self.num_classes
+
+
+def _case_structure(sweep: _SweepRun, labels_per_class=(1, 3, 12), seed=0) -> None:
+    result, _ = sweep.run(labels_per_class, seed)
+    if not isinstance(result, Mapping):
+        raise CheckFailed(f"expected a dict {{n: accuracy}}, got {type(result).__name__}")
+    if set(result) != set(labels_per_class):
+        raise CheckFailed(f"the keys are {sorted(result, key=str)}, expected the entries of "
+                          f"labels_per_class {list(labels_per_class)}")
+    for n, acc in result.items():
+        if isinstance(acc, torch.Tensor) and acc.numel() == 1:
+            acc = acc.item()
+        if not isinstance(acc, Number) or isinstance(acc, bool):
+            raise CheckFailed(f"result[{n!r}] is a {type(acc).__name__}, expected a float "
+                              "accuracy (use .item())")
+        if not 0.0 <= acc <= 1.0:
+            raise CheckFailed(f"result[{n!r}] = {format_value(acc)} is not an accuracy in "
+                              "[0, 1]")
+
+
+def _calls_for(sweep: _SweepRun, labels_per_class, seed) -> list[KnnCall]:
+    """The sweep's ``knn_classify`` calls, after checking that there is one per ``n``, in order,
+    each with the ``n``-label subset's rows of ``train_features`` and their labels."""
+    _, calls = sweep.run(labels_per_class, seed)
+    if not calls:
+        raise CheckFailed("knn_classify was never called: classify the test set with your "
+                          "knn_classify from Part A for every n")
+    if len(calls) != len(labels_per_class):
+        raise CheckFailed(f"knn_classify was called {len(calls)} times for "
+                          f"labels_per_class={labels_per_class}: expected once per entry")
+    for n, call in zip(labels_per_class, calls, strict=True):
+        if call.n_train != sweep.size(n):
+            raise CheckFailed(
+                f"the call for n={n} received {call.n_train} training examples, expected "
+                f"{sweep.size(n)} ({'all' if n is None else f'{n} per class'} × "
+                f"{sweep.num_classes} classes); call knn_classify once per n, in the order of "
+                "labels_per_class")
+        if (call.indices < 0).any():
+            bad = int((call.indices < 0).sum())
+            raise CheckFailed(f"the call for n={n} received {bad} feature rows that are not "
+                              "rows of train_features: pass train_features[subset] unchanged")
+        if not call.labels_match:
+            raise CheckFailed(f"the call for n={n} received labels that are not the labels "
+                              "of its training examples: index features and labels with the "
+                              "same subset")
+        if len(set(call.indices.tolist())) != call.n_train:
+            raise CheckFailed(f"the subset for n={n} holds some training example twice: "
+                              "draw without replacement (a permutation)")
+    return calls
+
+
+def _case_arguments(sweep: _SweepRun) -> None:
+    labels_per_class = (1, 3, 12)
+    for n, call in zip(labels_per_class, _calls_for(sweep, labels_per_class, 0), strict=True):
+        k = min(_KNN_K, call.n_train)
+        try:
+            used = min(operator.index(call.k), call.n_train)
+        except TypeError:
+            used = None
+        if used != k:
+            raise CheckFailed(f"the call for n={n} used k={call.k!r} with {call.n_train} "
+                              f"training examples: expected min(20, {call.n_train}) = {k}")
+        if not (isinstance(call.temperature, Number)
+                and math.isclose(call.temperature, _KNN_TEMPERATURE)):
+            raise CheckFailed(f"the call for n={n} used temperature={call.temperature!r}, "
+                              f"expected {_KNN_TEMPERATURE}")
+        if call.num_classes not in (None, sweep.num_classes):
+            raise CheckFailed(f"the call for n={n} used num_classes={call.num_classes!r}, "
+                              f"expected {sweep.num_classes} (int(train_labels.max()) + 1)")
+
+
+def _case_balanced(sweep: _SweepRun) -> None:
+    labels_per_class, c = (1, 3, 12), sweep.num_classes
+    for n, call in zip(labels_per_class, _calls_for(sweep, labels_per_class, 0), strict=True):
+        counts = torch.bincount(sweep.train_y[call.indices], minlength=c).tolist()
+        if counts != [n] * c:
+            raise CheckFailed(f"for n={n} the subset has {counts} examples of classes "
+                              f"0..{c - 1}, expected {n} of each: take n examples "
+                              "from every class, not n·C from the whole set")
+
+
+def _case_nested(sweep: _SweepRun, labels_per_class=(1, 3, 12), seed=0) -> None:
+    calls = _calls_for(sweep, labels_per_class, seed)
+    by_n = sorted(zip(labels_per_class, calls, strict=True), key=lambda p: sweep.size(p[0]))
+    for (n_small, small), (n_big, big) in zip(by_n, by_n[1:], strict=False):
+        missing = sorted(set(small.indices.tolist()) - set(big.indices.tolist()))
+        if missing:
+            i = missing[0]
+            raise CheckFailed(
+                f"training example {i} (class {int(sweep.train_y[i])}) is in the {n_small}-label "
+                f"subset but not in the {n_big}-label subset ({len(missing)} such examples): "
+                "draw one permutation per class once, and take its first n for every n, so "
+                "that more labels only add examples")
+
+
+def _case_same_draw(sweep: _SweepRun, labels_per_class=(1, 3, 12), seed=0) -> None:
+    calls = _calls_for(sweep, labels_per_class, seed)
+    train_y = sweep.train_y
+    want = _reference_subsets(train_y, labels_per_class, seed)
+    for n, call in zip(labels_per_class, calls, strict=True):
+        for c in range(sweep.num_classes):
+            got_c = [i for i in call.indices.tolist() if train_y[i] == c]
+            want_c = [i for i in want[n].tolist() if train_y[i] == c]
+            if got_c != want_c:
+                raise CheckFailed(
+                    f"seed={seed}, n={n}, class {c}: you used training examples {got_c}, "
+                    f"the reference draws {want_c}. Draw as the reference does: "
+                    "g = torch.Generator().manual_seed(seed) once; then for c = 0, 1, ...: "
+                    "idx = (train_labels == c).nonzero().squeeze(1) and "
+                    "order = idx[torch.randperm(len(idx), generator=g)]")
+
+
+def _case_everything(sweep: _SweepRun) -> None:
+    labels_per_class = (2, None)
+    _case_structure(sweep, labels_per_class, 0)
+    _calls_for(sweep, labels_per_class, 0)
+
+
+def _case_accuracies(sweep: _SweepRun, labels_per_class=(1, 3, 12, None), seed=0) -> None:
+    from .. import evaluate
+
+    _case_structure(sweep, labels_per_class, seed)
+    table = evaluate.label_efficiency(sweep.train_x, sweep.train_y, sweep.test_x, sweep.test_y,
+                                      labels_per_class=labels_per_class, method="knn",
+                                      k=_KNN_K, temperature=_KNN_TEMPERATURE, seed=seed)
+    want = dict(zip(labels_per_class, table["accuracy"].tolist(), strict=True))
+    got = {n: (a.item() if isinstance(a, torch.Tensor) else a)
+           for n, a in sweep.run(labels_per_class, seed)[0].items()}
+    compare("accuracy", got, want, atol=1e-6, rtol=0)
+
+
+def _case_another_seed_and_order(sweep: _SweepRun) -> None:
+    labels_per_class, seed = (5, 2), 7
+    _case_structure(sweep, labels_per_class, seed)
+    _case_nested(sweep, labels_per_class, seed)
+    _case_same_draw(sweep, labels_per_class, seed)
+    _case_accuracies(sweep, labels_per_class, seed)
+
+
+_SWEEP_CASES = {
+    "returns a dict {n: accuracy} for labels_per_class=(1, 3, 12)": _case_structure,
+    "one knn_classify call per n, with k=min(20, n·C) and temperature 0.07": _case_arguments,
+    "class balance: the n-label subset has exactly n examples of every class": _case_balanced,
+    "nested subsets: the 3-label subset contains the 1-label one, and so on": _case_nested,
+    "the reference's seeded draw (one generator, classes in increasing order)": _case_same_draw,
+    "n=None means all training labels": _case_everything,
+    "accuracies equal evaluate.label_efficiency(method='knn', k=20, temperature=0.07)":
+        _case_accuracies,
+    "seed=7 and labels_per_class=(5, 2): another draw, still nested":
+        _case_another_seed_and_order,
+}
+
+
 def label_efficiency(learner_fn: Callable) -> None:
     """Check ``learner_fn(train_features, train_labels, test_features, test_labels,
     labels_per_class, seed) -> {n: accuracy}`` against ``sslkit.evaluate.label_efficiency``.
@@ -234,153 +421,6 @@ def label_efficiency(learner_fn: Callable) -> None:
     draw; ``None`` means all labels; accuracies equal the reference's; another seed and another
     order of ``labels_per_class``.
     """
-    from .. import evaluate
-
-    train_x, train_y, test_x, test_y = _sweep_data()
-    num_classes = int(train_y.max()) + 1
-    runs: dict = {}
-
-    def run(labels_per_class, seed):
-        key = (labels_per_class, seed)
-        if key not in runs:
-            with knn_recorder(learner_fn, train_x, train_y) as calls:
-                result = learner_fn(train_x.clone(), train_y.clone(), test_x.clone(),
-                                    test_y.clone(), labels_per_class=labels_per_class, seed=seed)
-            runs[key] = (result, list(calls))
-        return runs[key]
-
-    def size(n):
-        return train_y.numel() if n is None else n * num_classes
-
-    def structure(labels_per_class=(1, 3, 12), seed=0):
-        result, _ = run(labels_per_class, seed)
-        if not isinstance(result, Mapping):
-            raise CheckFailed(f"expected a dict {{n: accuracy}}, got {type(result).__name__}")
-        if set(result) != set(labels_per_class):
-            raise CheckFailed(f"the keys are {sorted(result, key=str)}, expected the entries of "
-                              f"labels_per_class {list(labels_per_class)}")
-        for n, acc in result.items():
-            if isinstance(acc, torch.Tensor) and acc.numel() == 1:
-                acc = acc.item()
-            if not isinstance(acc, Number) or isinstance(acc, bool):
-                raise CheckFailed(f"result[{n!r}] is a {type(acc).__name__}, expected a float "
-                                  "accuracy (use .item())")
-            if not 0.0 <= acc <= 1.0:
-                raise CheckFailed(f"result[{n!r}] = {_fmt(acc)} is not an accuracy in [0, 1]")
-
-    def calls_for(labels_per_class, seed):
-        _, calls = run(labels_per_class, seed)
-        if not calls:
-            raise CheckFailed("knn_classify was never called: classify the test set with your "
-                              "knn_classify from Part A for every n")
-        if len(calls) != len(labels_per_class):
-            raise CheckFailed(f"knn_classify was called {len(calls)} times for "
-                              f"labels_per_class={labels_per_class}: expected once per entry")
-        for n, call in zip(labels_per_class, calls, strict=True):
-            if call.n_train != size(n):
-                raise CheckFailed(
-                    f"the call for n={n} received {call.n_train} training examples, expected "
-                    f"{size(n)} ({'all' if n is None else f'{n} per class'} × {num_classes} "
-                    "classes); call knn_classify once per n, in the order of labels_per_class")
-            if (call.indices < 0).any():
-                bad = int((call.indices < 0).sum())
-                raise CheckFailed(f"the call for n={n} received {bad} feature rows that are not "
-                                  "rows of train_features: pass train_features[subset] unchanged")
-            if not call.labels_match:
-                raise CheckFailed(f"the call for n={n} received labels that are not the labels "
-                                  "of its training examples: index features and labels with the "
-                                  "same subset")
-            if len(set(call.indices.tolist())) != call.n_train:
-                raise CheckFailed(f"the subset for n={n} holds some training example twice: "
-                                  "draw without replacement (a permutation)")
-        return calls
-
-    def arguments():
-        labels_per_class = (1, 3, 12)
-        for n, call in zip(labels_per_class, calls_for(labels_per_class, 0), strict=True):
-            k = min(_KNN_K, call.n_train)
-            try:
-                used = min(operator.index(call.k), call.n_train)
-            except TypeError:
-                used = None
-            if used != k:
-                raise CheckFailed(f"the call for n={n} used k={call.k!r} with {call.n_train} "
-                                  f"training examples: expected min(20, {call.n_train}) = {k}")
-            if not (isinstance(call.temperature, Number)
-                    and math.isclose(call.temperature, _KNN_TEMPERATURE)):
-                raise CheckFailed(f"the call for n={n} used temperature={call.temperature!r}, "
-                                  f"expected {_KNN_TEMPERATURE}")
-            if call.num_classes not in (None, num_classes):
-                raise CheckFailed(f"the call for n={n} used num_classes={call.num_classes!r}, "
-                                  f"expected {num_classes} (int(train_labels.max()) + 1)")
-
-    def balanced():
-        labels_per_class = (1, 3, 12)
-        for n, call in zip(labels_per_class, calls_for(labels_per_class, 0), strict=True):
-            counts = torch.bincount(train_y[call.indices], minlength=num_classes).tolist()
-            if counts != [n] * num_classes:
-                raise CheckFailed(f"for n={n} the subset has {counts} examples of classes "
-                                  f"0..{num_classes - 1}, expected {n} of each: take n examples "
-                                  "from every class, not n·C from the whole set")
-
-    def nested(labels_per_class=(1, 3, 12), seed=0):
-        calls = calls_for(labels_per_class, seed)
-        by_n = sorted(zip(labels_per_class, calls, strict=True), key=lambda p: size(p[0]))
-        for (n_small, small), (n_big, big) in zip(by_n, by_n[1:], strict=False):
-            missing = sorted(set(small.indices.tolist()) - set(big.indices.tolist()))
-            if missing:
-                i = missing[0]
-                raise CheckFailed(
-                    f"training example {i} (class {int(train_y[i])}) is in the {n_small}-label "
-                    f"subset but not in the {n_big}-label subset ({len(missing)} such examples): "
-                    "draw one permutation per class once, and take its first n for every n, so "
-                    "that more labels only add examples")
-
-    def same_draw(labels_per_class=(1, 3, 12), seed=0):
-        calls = calls_for(labels_per_class, seed)
-        want = _reference_subsets(train_y, labels_per_class, seed)
-        for n, call in zip(labels_per_class, calls, strict=True):
-            for c in range(num_classes):
-                got_c = [i for i in call.indices.tolist() if train_y[i] == c]
-                want_c = [i for i in want[n].tolist() if train_y[i] == c]
-                if got_c != want_c:
-                    raise CheckFailed(
-                        f"seed={seed}, n={n}, class {c}: you used training examples {got_c}, "
-                        f"the reference draws {want_c}. Draw as the reference does: "
-                        "g = torch.Generator().manual_seed(seed) once; then for c = 0, 1, ...: "
-                        "idx = (train_labels == c).nonzero().squeeze(1) and "
-                        "order = idx[torch.randperm(len(idx), generator=g)]")
-
-    def everything():
-        labels_per_class = (2, None)
-        structure(labels_per_class, 0)
-        calls_for(labels_per_class, 0)
-
-    def accuracies(labels_per_class=(1, 3, 12, None), seed=0):
-        structure(labels_per_class, seed)
-        table = evaluate.label_efficiency(train_x, train_y, test_x, test_y,
-                                          labels_per_class=labels_per_class, method="knn",
-                                          k=_KNN_K, temperature=_KNN_TEMPERATURE, seed=seed)
-        want = dict(zip(labels_per_class, table["accuracy"].tolist(), strict=True))
-        got = {n: (a.item() if isinstance(a, torch.Tensor) else a)
-               for n, a in run(labels_per_class, seed)[0].items()}
-        compare("accuracy", got, want, atol=1e-6, rtol=0)
-
-    def another_seed_and_order():
-        labels_per_class, seed = (5, 2), 7
-        structure(labels_per_class, seed)
-        nested(labels_per_class, seed)
-        same_draw(labels_per_class, seed)
-        accuracies(labels_per_class, seed)
-
-    run_checks("label_efficiency", {
-        "returns a dict {n: accuracy} for labels_per_class=(1, 3, 12)": structure,
-        "one knn_classify call per n, with k=min(20, n·C) and temperature 0.07": arguments,
-        "class balance: the n-label subset has exactly n examples of every class": balanced,
-        "nested subsets: the 3-label subset contains the 1-label one, and so on": nested,
-        "the reference's seeded draw (one generator, classes in increasing order)": same_draw,
-        "n=None means all training labels": everything,
-        "accuracies equal evaluate.label_efficiency(method='knn', k=20, temperature=0.07)":
-            accuracies,
-        "seed=7 and labels_per_class=(5, 2): another draw, still nested": another_seed_and_order,
-    })
+    sweep = _SweepRun(learner_fn)
+    run_checks("label_efficiency", {name: functools.partial(case, sweep)
+                                    for name, case in _SWEEP_CASES.items()})

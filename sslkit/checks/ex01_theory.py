@@ -14,7 +14,16 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import CheckFailed, _clone, _fmt, _unit, _with_hint, compare, randn, run_checks
+from ._core import (
+    CheckFailed,
+    compare,
+    detached_copy,
+    format_value,
+    randn,
+    run_checks,
+    unit_rows,
+    with_hint,
+)
 
 __all__ = ["e_step", "m_step", "pretrain_then_erm"]
 
@@ -112,7 +121,7 @@ def _e_cases() -> dict[str, tuple[tuple, str | None]]:
     lecture = mix([[-1.0], [1.0]], 1.0, [0.5, 0.5])
     x4 = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]])
     tie_means = torch.stack([means[0], means[0], means[1]])
-    direction = _unit(randn(1, 5, seed=32))
+    direction = unit_rows(randn(1, 5, seed=32))
     far = torch.cat([x[:3], means[:1] + 1000.0 * direction, means[2:3] - 700.0 * direction])
     high = randn(2, 2000, seed=33)
     return {
@@ -160,14 +169,14 @@ def e_step(learner_fn: Callable) -> None:
         if bad.any():
             i = int(bad.nonzero()[0])
             raise CheckFailed(
-                f"row {i} of the responsibilities sums to {_fmt(float(sums[i]))}, not 1 "
+                f"row {i} of the responsibilities sums to {format_value(float(sums[i]))}, not 1 "
                 f"({int(bad.sum())} of {len(sums)} rows): responsibilities are probabilities "
                 "over the K components. Hint: divide each point's K joint densities by their "
                 "sum p(x_i) (in log space: subtract torch.logsumexp(log_joint, dim=-1) over the "
                 "components, dim=-1, not over the points)")
 
     def case(args, hint):
-        return _with_hint(lambda: _compare_e_step(learner_fn, *args), hint)
+        return with_hint(lambda: _compare_e_step(learner_fn, *args), hint)
 
     def no_grad() -> None:
         with torch.no_grad():
@@ -177,7 +186,7 @@ def e_step(learner_fn: Callable) -> None:
         "returns (responsibilities (N, K), mean log-likelihood ()) and every row sums to 1":
             structure,
         **{name: case(args, hint) for name, (args, hint) in cases.items()},
-        "EM needs no gradients: runs under torch.no_grad(), inputs unchanged": _with_hint(
+        "EM needs no gradients: runs under torch.no_grad(), inputs unchanged": with_hint(
             no_grad, "the E-step is a formula: no .backward(), torch.autograd or optimiser"),
     })
 
@@ -287,7 +296,7 @@ def m_step(learner_fn: Callable) -> None:
             lambda: _compare_m_step(learner_fn, x[:1], resp[:1], exact_clamp=True),
         "min_variance=0.5 passed by keyword (tight data: spread 1e-4)":
             lambda: _compare_m_step(learner_fn, tight, _soft(randn(5, 2, seed=43)), 0.5),
-        "EM needs no gradients: runs under torch.no_grad(), inputs unchanged": _with_hint(
+        "EM needs no gradients: runs under torch.no_grad(), inputs unchanged": with_hint(
             no_grad, "the M-step is a formula (weighted averages): no .backward(), "
             "torch.autograd or optimiser"),
     })
@@ -341,8 +350,8 @@ def pretrain_then_erm(learner_fn: Callable) -> None:
 
     def run(key, args, **kwargs):
         if key not in runs:
-            got = learner_fn(*[_clone(a) for a in args], **kwargs)
-            want = theory.pretrain_then_erm(*[_clone(a) for a in args], **kwargs)
+            got = learner_fn(*[detached_copy(a) for a in args], **kwargs)
+            want = theory.pretrain_then_erm(*[detached_copy(a) for a in args], **kwargs)
             runs[key] = (got, want)
         return runs[key]
 

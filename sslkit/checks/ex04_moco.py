@@ -1,216 +1,27 @@
-"""Self-checks of exercises 03 and 04 (contrastive learning): NT-Xent, MoCo's queue and MoCo's
-momentum update.
+"""Self-checks of exercise 04 (MoCo): the queue of negatives and the momentum update.
 
-The references are ``sslkit.losses.nt_xent`` (*A Simple Framework for Contrastive Learning of
-Visual Representations*, 2020, arXiv 2002.05709), ``sslkit.losses.update_queue`` and the momentum
-update of ``sslkit.methods.MoCo.on_step_end`` (*Momentum Contrast for Unsupervised Visual
-Representation Learning*, 2019, arXiv 1911.05722). A wrong NT-Xent value is compared with the
-values of the usual mistakes (self-similarity kept, no temperature, no normalisation, a sum, one
-direction only, negatives from the other view only) computed on the same inputs, and the one it
-matches is named; a wrong momentum update is compared in the same way with a swapped ``m``, a
+The references are ``sslkit.losses.update_queue`` and ``sslkit.methods.base.ema_update_``, the
+momentum update of ``sslkit.methods.MoCo.on_step_end`` (*Momentum Contrast for Unsupervised
+Visual Representation Learning*, 2019, arXiv 1911.05722). A wrong queue is described row by row
+(which key or old row each holds); a wrong momentum update is compared with a swapped ``m``, a
 plain copy and an update of the wrong encoder.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import operator
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._core import (
-    CheckFailed,
-    _fmt,
-    _unit,
-    _with_hint,
-    check_gradient_flow,
-    compare,
-    randn,
-    run_checks,
-)
+from ._core import CheckFailed, compare, randn, run_checks, with_hint
 
-__all__ = ["nt_xent", "update_queue", "momentum_update"]
+__all__ = ["update_queue", "momentum_update"]
 
 
-# ============================================================================ exercise 03: NT-Xent
-def _nt_xent_variant(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *,
-                     normalise: bool = True, mask: bool = True, negatives: str = "all",
-                     anchors: str = "both", reduction: str = "mean") -> float:
-    """NT-Xent in float64, or one of its usual mistakes (see :data:`_NT_XENT_MISTAKES`)."""
-    z1, z2 = z1.detach().double(), z2.detach().double()
-    if normalise:
-        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-    b = z1.shape[0]
-    target = torch.arange(b)
-    if negatives == "all":
-        z = torch.cat([z1, z2])
-        logits = z @ z.T / temperature                                  # (2B, 2B)
-        if mask:
-            logits = logits.masked_fill(torch.eye(2 * b, dtype=torch.bool), float("-inf"))
-        per_anchor = F.cross_entropy(logits, torch.cat([target + b, target]), reduction="none")
-    else:  # only the B views of the other side are keys
-        logits = z1 @ z2.T / temperature                                # (B, B)
-        per_anchor = torch.cat([F.cross_entropy(logits, target, reduction="none"),
-                                F.cross_entropy(logits.T, target, reduction="none")])
-    if anchors == "first":
-        per_anchor = per_anchor[:b]
-    return float(per_anchor.mean() if reduction == "mean" else per_anchor.sum())
-
-
-_NT_XENT_MISTAKES = [  # (variant keywords, τ used instead of the given τ, the hint naming it)
-    (dict(mask=False), None,
-     "the self-similarity is not excluded: each view's similarity with itself, s_aa / τ = 1 / τ, "
-     "is the largest logit of its row and sits in the denominator. Mask the diagonal of the "
-     "(2B, 2B) logits before the softmax: logits.masked_fill(torch.eye(2 * B, dtype=torch.bool), "
-     "float('-inf'))"),
-    ({}, lambda tau: 1.0,
-     "the temperature is not applied: divide the cosine similarities by τ before the softmax "
-     "(logits = sim / temperature)"),
-    ({}, lambda tau: 1.0 / tau,
-     "you multiplied the similarities by τ: divide them by τ (logits = sim / temperature)"),
-    (dict(normalise=False), None,
-     "the inputs are not normalised: the similarities must be cosines, so L2-normalise each row "
-     "of z1 and z2 first (F.normalize(z, dim=1)); these inputs are not unit length"),
-    (dict(reduction="sum"), None, "the loss is the mean over the 2B anchors, not their sum"),
-    (dict(anchors="first"), None,
-     "only the B views of z1 are anchors: the views of z2 are anchors too (their positive is in "
-     "z1), and the loss is the mean of all 2B terms, so that it is symmetric in z1 and z2"),
-    (dict(negatives="other"), None,
-     "your negatives are only the B − 1 views of the other side: the negatives of a view are all "
-     "2B − 2 other views, those of its own side included (one (2B, 2B) similarity matrix of "
-     "torch.cat([z1, z2]))"),
-]
-_ONE_DIRECTION_HINT = _NT_XENT_MISTAKES[5][2]
-_NO_NORMALISATION_HINT = _NT_XENT_MISTAKES[3][2]
-
-
-def _nt_xent_diagnosis(got: float, z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> str:
-    """The hint of the usual mistake whose value ``got`` is, or a general hint."""
-    want = _nt_xent_variant(z1, z2, temperature)
-
-    def same(a, b):  # float32 rounding, well inside the check's tolerance (rtol=1e-4)
-        return math.isclose(a, b, rel_tol=2e-5, abs_tol=1e-6)
-
-    if math.isfinite(got):
-        if z1.shape[0] > 1 and same(got, 2 * want):
-            return "you divided by B; the mean runs over all 2B anchors (divide by 2B)"
-        for kwargs, tau, hint in _NT_XENT_MISTAKES:
-            value = _nt_xent_variant(z1, z2, tau(temperature) if tau else temperature, **kwargs)
-            if math.isfinite(value) and same(got, value) and not same(value, want):
-                return hint
-    return ("for each of the 2B views a: loss_a = −log( exp(s_a,pair(a) / τ) / Σ_{j ≠ a} "
-            "exp(s_aj / τ) ), s the cosine similarity, pair(i) = i + B and pair(i + B) = i; "
-            "return the mean of the 2B terms (F.cross_entropy on the masked (2B, 2B) logits)")
-
-
-def _compare_nt_xent(learner_fn: Callable, z1: torch.Tensor, z2: torch.Tensor,
-                     temperature: float, *, hint: str | None = None) -> None:
-    """Compare ``learner_fn(z1, z2, temperature)`` with ``losses.nt_xent`` on copies."""
-    from .. import losses
-
-    want = losses.nt_xent(z1.clone(), z2.clone(), temperature)
-    c1, c2 = z1.clone(), z2.clone()
-    got = learner_fn(c1, c2, temperature)
-    if not (torch.equal(c1, z1) and torch.equal(c2, z2)):
-        raise CheckFailed("your function modified z1 or z2 in place; F.normalize returns a new "
-                          "tensor (z = z / z.norm(...) rather than z /= ...)")
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"loss: expected a 0-d torch.Tensor, got {type(got).__name__} (keep it "
-                          "a tensor: .item() or float() would cut the gradient)")
-    if got.dim() != 0:
-        raise CheckFailed(f"loss: shape {tuple(got.shape)} differs from the expected () : return "
-                          "the mean over the 2B anchors, a 0-d tensor")
-    check_dtype = z1.dtype == torch.float32
-    try:
-        compare("loss", got, want, atol=1e-5, rtol=1e-4, check_dtype=check_dtype)
-    except CheckFailed as err:
-        detail = hint if hint and not math.isfinite(float(got)) else _nt_xent_diagnosis(
-            float(got), z1, z2, temperature)
-        raise CheckFailed(f"{err}. Hint: {detail}") from None
-
-
-def _hand_case(learner_fn: Callable) -> None:
-    """B = 2, z1 = z2 = the unit vectors of the plane, τ = 0.5: every anchor sees its positive at
-    cosine 1 and two negatives at cosine 0, so the loss is log(1 + 2·e^(−1/τ))."""
-    z = torch.eye(2)
-    want = math.log(1 + 2 * math.exp(-2.0))
-    got = learner_fn(z.clone(), z.clone(), 0.5)
-    if not isinstance(got, torch.Tensor) or got.numel() != 1:
-        raise CheckFailed(f"loss: expected a 0-d tensor, got {type(got).__name__}"
-                          + (f" of shape {tuple(got.shape)}" if isinstance(got, torch.Tensor)
-                             else ""))
-    value = float(got)
-    if not math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
-        raise CheckFailed(f"loss: got {_fmt(value)}, expected log(1 + 2·e^−2) = {want:.6g}. "
-                          f"Hint: {_nt_xent_diagnosis(value, z, z, 0.5)}")
-
-
-_STABILITY_HINT = ("compute −log softmax with F.cross_entropy on the logits, or with "
-                   "torch.logsumexp: both subtract the row maximum before exp. exp(s / τ) "
-                   "itself overflows float32 once s / τ > 88.7, and subtracting exp(1 / τ) from a "
-                   "sum that includes it loses all precision; mask the diagonal with -inf instead")
-
-
-def nt_xent(learner_fn: Callable) -> None:
-    """Check ``learner_fn(z1, z2, temperature) -> loss`` against ``sslkit.losses.nt_xent``.
-
-    NT-Xent of *A Simple Framework for Contrastive Learning of Visual Representations* (2020,
-    arXiv 2002.05709): ``z1``, ``z2`` ``(B, D)``, row ``i`` of each a view of image ``i`` → the
-    mean over the ``2B`` views of ``−log(exp(s_pos / τ) / Σ_{j ≠ a} exp(s_aj / τ))``, cosine
-    similarities, a 0-d float32 tensor. Cases (11): the hand-computable ``B = 2`` case
-    ``log(1 + 2e^−2)``; random inputs for three ``(B, D, τ)``; inputs of norms 0.02 to 50 (must be
-    normalised); ``τ = 0.05`` with norm-100 inputs and ``τ = 0.01`` with nearly identical pairs
-    (numerical stability); ``B = 1`` (only the positive is left: the loss is 0); symmetry in
-    ``z1``, ``z2``; float64 inputs; gradient flow to both inputs. A wrong value is matched with
-    the usual mistakes and the hint names the one it is.
-    """
-    def same(z1, z2, tau, hint=None):
-        return lambda: _compare_nt_xent(learner_fn, z1, z2, tau, hint=hint)
-
-    def lengths(n, seed):  # norms from about 0.02 to 50
-        return randn(n, 1, seed=seed, scale=2.0).exp()
-
-    near = _unit(randn(6, 12, seed=36))
-
-    def symmetric() -> None:
-        z1, z2 = randn(6, 8, seed=37), randn(6, 8, seed=38)
-        a, b = learner_fn(z1.clone(), z2.clone(), 0.3), learner_fn(z2.clone(), z1.clone(), 0.3)
-        try:
-            compare("nt_xent(z2, z1)", b, a, atol=1e-6, rtol=1e-5)
-        except CheckFailed as err:
-            raise CheckFailed(f"{err} = nt_xent(z1, z2): swapping the two views changed the loss. "
-                              f"Hint: {_ONE_DIRECTION_HINT}") from None
-
-    run_checks("nt_xent", {
-        "by hand: B=2, z1 = z2 = [[1, 0], [0, 1]], τ=0.5 gives log(1 + 2·e^−2) = 0.23954":
-            lambda: _hand_case(learner_fn),
-        "random z (8, 16), τ=0.5": same(randn(8, 16, seed=30), randn(8, 16, seed=31), 0.5),
-        "random z (4, 3), τ=0.1": same(randn(4, 3, seed=32), randn(4, 3, seed=33), 0.1),
-        "random z (16, 32), τ=0.2": same(randn(16, 32, seed=34), randn(16, 32, seed=35), 0.2),
-        "unnormalised inputs, norms 0.02 to 50: the loss uses cosines": same(
-            randn(8, 5, seed=39) * lengths(8, 40), randn(8, 5, seed=41) * lengths(8, 42), 0.5),
-        "τ=0.05 with inputs of norm 100: finite, no overflow": same(
-            100 * _unit(randn(8, 6, seed=43)), 100 * _unit(randn(8, 6, seed=44)), 0.05,
-            hint=_NO_NORMALISATION_HINT + "; " + _STABILITY_HINT),
-        "τ=0.01 with nearly identical pairs: exp(0.99 / 0.01) overflows float32": same(
-            near, near + 0.01 * randn(6, 12, seed=45), 0.01, hint=_STABILITY_HINT),
-        "B=1: only the positive is left in the denominator, so the loss is 0": same(
-            randn(1, 4, seed=46), randn(1, 4, seed=47), 0.5),
-        "symmetric: nt_xent(z2, z1) equals nt_xent(z1, z2)": symmetric,
-        "float64 inputs (5, 7), τ=0.3 (any float dtype is accepted for the result)": same(
-            randn(5, 7, seed=48, dtype=torch.float64), randn(5, 7, seed=49, dtype=torch.float64),
-            0.3),
-        "gradient flows to both z1 and z2": lambda: check_gradient_flow(
-            "nt_xent", lambda a, b: learner_fn(a, b, 0.5), randn(4, 6, seed=50),
-            randn(4, 6, seed=51)),
-    })
-
-
-# ============================================================================ exercise 04: MoCo
+# ---------------------------------------------------------------------------- the queue
 _QUEUE_RULE = ("rows ptr, ptr + 1, … wrapping past Q − 1 to 0 receive the keys in order: "
                "queue[(ptr + torch.arange(B)) % Q] = keys.detach().to(queue.dtype); return "
                "(ptr + B) % Q")
@@ -391,14 +202,6 @@ def update_queue(learner_fn: Callable) -> None:
 
 
 # ---------------------------------------------------------------------------- momentum update
-def _momentum_reference(key_encoder: nn.Module, query_encoder: nn.Module, m: float) -> None:
-    """What ``MoCo.on_step_end`` does: ``θ_k ← m·θ_k + (1 − m)·θ_q`` for the parameters, in
-    place, without autograd; buffers (BatchNorm statistics) are left alone."""
-    with torch.no_grad():
-        for p_k, p_q in zip(key_encoder.parameters(), query_encoder.parameters(), strict=True):
-            p_k.mul_(m).add_(p_q.detach(), alpha=1.0 - m)
-
-
 def _mlp(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
@@ -434,14 +237,17 @@ def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 def _compare_momentum(learner_fn: Callable, make: Callable[[int], nn.Module], seed: int,
                       m: float, *, steps: int = 1, key_requires_grad: bool = False) -> None:
     """Run ``learner_fn(key, query, m)`` ``steps`` times on fresh encoders and compare with the
-    reference, diagnosing the usual mistakes."""
+    reference ``ema_update_`` (the rule of ``MoCo.on_step_end``), diagnosing the usual
+    mistakes."""
+    from ..methods.base import ema_update_
+
     key, query = _encoders(make, seed, key_requires_grad=key_requires_grad)
     want_key, want_query = copy.deepcopy(key), copy.deepcopy(query)
     key_before, query_before = _snapshot(key), _snapshot(query)
     objects = {name: id(p) for name, p in key.named_parameters()}
     flags = {name: p.requires_grad for name, p in key.named_parameters()}
     for _ in range(steps):
-        _momentum_reference(want_key, want_query, m)
+        ema_update_(want_key, want_query, m)
         learner_fn(key, query, m)
 
     for name, value in query.state_dict().items():
@@ -567,7 +373,7 @@ def momentum_update(learner_fn: Callable) -> None:
         "buffers (BatchNorm running statistics) are not averaged": buffers_unchanged,
         "no autograd graph: key parameters stay leaves with requires_grad=False": no_graph,
         "key parameters that require grad (a plain deepcopy) are updated under no_grad":
-            _with_hint(case(_mlp, 102, 0.7, key_requires_grad=True),
+            with_hint(case(_mlp, 102, 0.7, key_requires_grad=True),
                        "PyTorch refuses an in-place change of a parameter that requires grad "
                        "while autograd records: do the update under torch.no_grad()"),
         "a small CNN, m=0.99, three updates in a row": case(_cnn, 104, 0.99, steps=3),
