@@ -1,4 +1,5 @@
-"""Figures the notebooks share: image grids, training curves and label-efficiency curves.
+"""Figures the notebooks share: image grids, training curves, label-efficiency curves and the
+report card's bars.
 
 Every function returns a ``matplotlib`` ``Figure`` with labelled axes and a title, and closes
 it from pyplot's registry, so a notebook shows it by leaving it as the cell's last expression
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["image_grid", "training_curves", "label_efficiency_curves"]
+__all__ = ["image_grid", "training_curves", "label_efficiency_curves", "report_card_figure"]
 
 
 def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, *, ncols: int = 8,
@@ -84,6 +85,27 @@ def label_efficiency_curves(tables: Mapping[str, object], num_classes: int, *,
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def report_card_figure(table, *, num_classes: int, k: int, labels_per_class: int,
+                       name: str = "encoder"):
+    """Horizontal bars of a report card (:func:`sslkit.baselines.report_card`): one row per
+    encoder, linear probe and kNN side by side, the chance level as a dashed line."""
+    rows = len(table)
+    fig, ax = plt.subplots(figsize=(7, 0.6 * rows + 1.2))
+    ypos = torch.arange(rows).float()
+    ax.barh(ypos - 0.2, table["linear_probe"], height=0.4, label="linear probe")
+    ax.barh(ypos + 0.2, table["knn"], height=0.4, label=f"kNN (k={k})")
+    ax.axvline(1 / num_classes, color="gray", ls="--", label="chance")
+    ax.set_yticks(ypos.tolist(), table["encoder"].tolist())
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"test accuracy ({labels_per_class} labels per class)")
+    ax.set_title(f"Report card: {name} vs baselines")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -1,7 +1,7 @@
 """The evaluation protocol can tell a learned encoder from a random one (COURSE.md §8).
 
-One end-to-end run of `report_card` on `hard` ShapeWorld: raw pixels and a random-init small
-CNN must be near chance, while a network trained on 100 labels per class must beat them by a
+One end-to-end run of `baselines.report_card` on `hard` ShapeWorld: raw pixels and a random-init
+small CNN must be near chance, while a network trained on 100 labels per class must beat them by a
 clear margin. A probe that could not separate these would make every later result meaningless.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslkit import data, evaluate, models
+from sslkit import baselines, data, models
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def card():
     splits = data.shapeworld_splits("hard", n_unlabeled=10, labels_per_class=100, n_val=500,
                                     n_test=1000, seed=3)
     torch.manual_seed(0)
-    table, fig = evaluate.report_card(models.SmallCNN(), splits, labels_per_class=100,
-                                      supervised_steps=300, name="random CNN", cache=False)
+    table, fig = baselines.report_card(models.SmallCNN(), splits, labels_per_class=100,
+                                       supervised_steps=300, name="random CNN", cache=False)
     return table.set_index("encoder")
 
 
