@@ -3,6 +3,7 @@ exercises carry no outputs, and every lecture follows the template (COURSE.md §
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -37,14 +38,37 @@ def test_exercises_carry_no_outputs(path):
     assert all(not c.outputs and c.execution_count is None for c in _code_cells(path))
 
 
+# A section is a heading ("## Summary") or a bold label at the start of a line ("**Pitfalls**");
+# the same words inside a sentence ("one at a time", "at test time") do not count.
+def _section(name: str) -> re.Pattern:
+    return re.compile(rf"^(#+\s*(\d+\.\s*)?|\*\*){name}", re.IGNORECASE | re.MULTILINE)
+
+
+# The header's time estimate: a "Time" label followed, in the same paragraph, by minutes.
+_TIME_ESTIMATE = re.compile(r"^\*\*time\b[^\n]*(\n[^\n]+)*?\d+\s*min", re.IGNORECASE | re.MULTILINE)
+
+
+def test_the_template_patterns_reject_words_in_passing():
+    assert not _section("summary").search("we call this summary statistics")
+    assert not _TIME_ESTIMATE.search("**Time**: one at a time.\n\nIt takes 5 minutes.")
+    assert _TIME_ESTIMATE.search("**Time.** quick profile:\n~1 min on 2 CPU cores")
+    assert _section("summary").search("text\n## Summary\n") and _section("pitfalls").search(
+        "**Pitfalls**: none")
+
+
 @pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
 def test_lectures_follow_the_template(path):
-    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
-                     if c.cell_type == "markdown").lower()
-    for part in ("learning objectives", "prerequisites", "time", "you should see", "summary",
-                 "pitfalls", "further reading", "exercise"):
-        assert part in text, f"{path.name} lacks its '{part}' section"
-    assert "arxiv" in text, f"{path.name} cites no paper"
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells
+             if c.cell_type == "markdown"]
+    header, text = cells[0], "\n".join(cells)
+    for part in ("learning objectives", "prerequisites"):
+        assert _section(part).search(header), f"{path.name}: its header lacks '{part}'"
+    assert _TIME_ESTIMATE.search(header), (
+        f"{path.name}: its header gives no time estimate in minutes ('**Time**: ... N minutes')")
+    for part in ("summary", "pitfalls", "further reading", "exercise"):
+        assert _section(part).search(text), f"{path.name} lacks its '{part}' section"
+    assert "you should see" in text.lower(), f"{path.name} never says what you should see"
+    assert "arxiv" in text.lower(), f"{path.name} cites no paper"
 
 
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
