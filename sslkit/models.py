@@ -65,7 +65,7 @@ class SmallCNN(nn.Module):
     **Memory format.** With ``channels_last=True`` (default) the weights are stored channels-last
     and every input is converted with ``x.contiguous(memory_format=torch.channels_last)``. On two
     CPU cores this made forward+backward of this network 1.3-2× faster and far more stable than
-    NCHW (``shared/reference/cpu_calibration.md``: 0.113 s vs 0.184 s for 512 images at 32×32),
+    NCHW (for example 0.113 s against 0.184 s for 512 images at 32×32),
     and on GPUs it is the layout cuDNN's tensor-core kernels prefer. The numbers are the same as in
     NCHW up to float rounding; ``channels_last=False`` gives the plain layout (for comparisons).
     """

@@ -74,9 +74,10 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
     },
     "03_contrastive_simclr": {
         # `easy` in quick: one CPU minute of SimCLR on `hard` probes at ~18 % (10/class), too
-        # close to its baselines to teach; on `easy` it clears the course's bars (issue 5 notes,
-        # benchmarks/simclr_quick.py). Views are 24 px crops (keeping >= half of the 32 px
-        # image), probes see the full 32 px images: 1.7x cheaper per step and more accurate.
+        # close to its baselines to teach; on `easy` it clears the course's bars
+        # (benchmarks/simclr_quick.py and benchmarks/README.md). Views are 24 px crops (keeping
+        # >= half of the 32 px image), probes see the full 32 px images: 1.7x cheaper per step
+        # and more accurate.
         "quick": dict(preset="easy", steps=500, batch_size=128, lr=3e-3, temperature=0.2,
                       view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
                       supervised_lr=5e-3, sweep_temperatures=(0.02, 0.2, 5.0),

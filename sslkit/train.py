@@ -202,6 +202,11 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (message names the step and likely causes).
+
+    Examples:
+        >>> method = methods.SimCLR(models.SmallCNN())
+        >>> history = fit(method, splits.unlabeled, config=TrainConfig(steps=500), cache=True)
+        >>> history.summary()   # a second call with the same everything loads from the cache
     """
     if not isinstance(method, Method):
         raise TypeError(f"fit() trains a sslkit.methods.Method, got {type(method).__name__}")

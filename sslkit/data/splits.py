@@ -145,6 +145,10 @@ def shapeworld_splits(
         ``Splits`` with ``unlabeled`` ``(m, 3, S, S)``, ``train_x`` ``(K·n, 3, S, S)``,
         ``val_x`` ``(n_val, 3, S, S)``, ``test_x`` ``(n_test, 3, S, S)`` (uint8) and int64
         labels, all on ``device``.
+
+    Examples:
+        >>> splits = shapeworld_splits("easy", n_unlabeled=5000, labels_per_class=100)
+        >>> splits.unlabeled.shape, splits.labeled_subset(10)[0].shape
     """
     cfg = _preset(preset, image_size=image_size, **overrides)
     K = cfg.num_classes

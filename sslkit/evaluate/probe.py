@@ -126,6 +126,13 @@ def linear_probe(
     cores 10k × 128 features, 10 classes and four ``λ`` take about 0.2 s when the cores are idle
     and 1-6 s when other work competes for them (``benchmarks/probe.py``). Computation runs on
     ``device`` (default: the train features').
+
+    Examples:
+        >>> f = lambda x: extract_features(encoder, x)
+        >>> result = linear_probe(f(splits.train_x), splits.train_y, f(splits.test_x),
+        ...                       splits.test_y, val_features=f(splits.val_x),
+        ...                       val_labels=splits.val_y)
+        >>> result.accuracy, result.weight_decay
     """
     try:
         weight_decays = tuple(float(wd) for wd in weight_decays)

@@ -151,6 +151,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
     Returns:
         Scalar float32 loss.
+
+    Examples:
+        >>> x1, x2 = views.two_views(images, views.simclr_recipe(32))
+        >>> loss = nt_xent(projector(backbone(x1)), projector(backbone(x2)), temperature=0.2)
     """
     _check_embeddings("z1", z1)
     _check_same_shape("z1", z1, "z2", z2)

@@ -4,8 +4,7 @@
 arXiv 2002.05709). Every image in the batch is augmented twice; each view must find its partner
 among the 2B − 1 other views. Nothing but the augmentations says what "the same image" means,
 so the recipe decides what the encoder learns to ignore: on ShapeWorld, whose colours are
-random, strong colour augmentation is essential (``shared/reference/cpu_calibration.md``:
-linear probe 26 % with the paper's colour jitter, 33-37 % with the strong one).
+random, strong colour augmentation is essential (lecture 03 measures what dropping it costs).
 
 The loss is computed on the projector's output ``z = g(h)``; the encoder ``h = f(x)`` is what we
 keep and probe. :func:`contrastive_logs` is shared with :mod:`.moco` and :mod:`.supcon`.
@@ -61,8 +60,8 @@ class SimCLR(Method):
         → losses.nt_xent(z1, z2, τ)
 
     Both views go through the encoder in one batch, so BatchNorm sees both (as SimCLR's global
-    BN across devices does). τ = 0.2 and a 512 → 128 projector were the best setting of the CPU
-    calibration (batch 128, lr 3e-3).
+    BN across devices does). The defaults, τ = 0.2 and a 512 → 128 projector, suit small images at
+    batch 128 (``benchmarks/simclr_quick.py`` compares settings).
 
     Args:
         backbone: encoder ``(N, 3, S, S)`` → ``(N, backbone.feature_dim)``; kept as
@@ -75,6 +74,11 @@ class SimCLR(Method):
             the images' size ``S``).
 
     Logs: ``pos_sim``, ``neg_sim``, ``top1`` (see :func:`contrastive_logs`).
+
+    Examples:
+        >>> method = SimCLR(models.SmallCNN(), temperature=0.2)
+        >>> history = fit(method, splits.unlabeled, config=TrainConfig(steps=500, batch_size=128))
+        >>> features = evaluate.extract_features(method.backbone, splits.test_x)
     """
 
     def __init__(self, backbone: nn.Module, proj_hidden: int = 512, proj_dim: int = 128,
