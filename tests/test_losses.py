@@ -25,6 +25,43 @@ from sslkit.losses import (
     update_queue,
 )
 
+EPS = torch.finfo(torch.float32).eps  # 2**-23; a float32 rounding of x errs by ≤ |x|·EPS/2
+
+
+def ce_atol(dim: int, keys: int, tau: float, anchors: int, positives: int = 1) -> float:
+    """Bound on |float32 − exact| of a mean over ``anchors`` softmax cross-entropies, each over
+    ``keys`` logits ``s / τ`` with ``s`` the cosine of two raw ``dim``-vectors (InfoNCE, NT-Xent,
+    MoCo; SupCon averages ``positives`` log-probabilities per anchor).
+
+    A cosine: normalising (a dim-term sum, sqrt, divide: ≤ (dim/2 + 2)·EPS/2 per component,
+    twice) and a dim-term dot: ≤ (dim + 2)·EPS; ÷ τ: a logit errs by ≤ (dim + 2.5)·EPS / τ.
+    log_softmax moves by ≤ 2× that (log-sum-exp is 1-Lipschitz, plus the positive's logit) and
+    rounds x - max (≤ EPS/τ, twice), exp (≤ EPS), the sum of ``keys`` terms (≤ keys·EPS/2), the
+    log and the subtraction (≤ L·EPS with |values| ≤ L = 2/τ + log(keys)); summing and dividing
+    the ``positives`` and the ``anchors`` adds ≤ (positives + anchors + 2)·L·EPS/2.
+    """
+    logit = (dim + 2.5) * EPS / tau
+    big = 2 / tau + math.log(keys)
+    per_anchor = 2 * logit + 2 * EPS / tau + EPS + keys * EPS / 2 + big * EPS
+    return per_anchor + (positives + anchors + 2) * big * EPS / 2
+
+
+def ce_grad_atol(dim: int, keys: int, tau: float, anchors: int, min_norm: float) -> float:
+    """Bound on |float32 − exact| of the gradient of such a loss w.r.t. a raw embedding of norm
+    ≥ ``min_norm`` that is both an anchor and a key (NT-Xent, SupCon).
+
+    The softmax probabilities err relatively by ≤ r = 2·(logit error) + EPS/τ + (keys + 3)·EPS/2,
+    so the logits' gradient (p - y) / anchors errs by ≤ (r + EPS) / anchors over a row and, as a
+    column of p sums to ≤ anchors, by ≤ r + EPS over a column (the exact sums: 2 / anchors and 2).
+    Back through the two similarity GEMMs (≤ keys + anchors terms) and the unit embeddings' own
+    error (≤ (dim/2 + 2)·EPS): × (1 + 1/anchors) / τ. normalize's backward, (g - u(u·g)) / |z|,
+    doubles that and adds ≤ (dim + 4)·EPS of the gradient |g| ≤ 2·(1 + 1/anchors) / τ.
+    """
+    r = 2 * (dim + 2.5) * EPS / tau + EPS / tau + (keys + 3) * EPS / 2
+    gain = (1 + 1 / anchors) / tau
+    unit_grad = gain * (r + EPS + (dim / 2 + 2) * EPS + (keys + anchors + 2) * EPS)
+    return (2 * unit_grad + (dim + 4) * EPS * 2 * gain) / min_norm
+
 
 def _eye(*idx, dim=4):
     return torch.eye(dim)[list(idx)]
@@ -61,8 +98,11 @@ def test_nt_xent_hand_computed_two_pairs():
     expected = sum(terms) / 4
     # the same number in closed form: anchors 0, 2 see e^2 vs e^2 + 2; anchors 1, 3 see 1 of 3
     closed = (2 * math.log((math.e**2 + 2) / math.e**2) + 2 * math.log(3)) / 4
-    assert expected == pytest.approx(closed)
-    assert nt_xent(z1, z2, temperature=tau).item() == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(closed)  # float64 on both sides
+    # Unit basis vectors: the cosines and logits (0 and 2) are exact; log_softmax of 3 finite
+    # logits (exp ≤ 1 ulp, 2 additions and a log of values ≤ 3, a subtraction): ≤ 3.8·EPS per
+    # anchor, and the mean of 4 values (sum ≤ 2.7) ≤ 1·EPS more.
+    assert nt_xent(z1, z2, temperature=tau).item() == pytest.approx(expected, abs=5 * EPS)
 
 
 def test_nt_xent_matches_loop_and_is_scale_invariant_and_symmetric():
@@ -71,11 +111,15 @@ def test_nt_xent_matches_loop_and_is_scale_invariant_and_symmetric():
     for tau in (0.1, 0.5, 2.0):
         loss = nt_xent(z1, z2, tau)
         assert loss.ndim == 0 and loss.dtype == torch.float32
-        assert loss.item() == pytest.approx(_loop_nt_xent(z1, z2, tau), rel=1e-5)
+        # the loop is float64 (exact here): one float32 bound, 2e-5 at τ = 0.1
+        assert loss.item() == pytest.approx(_loop_nt_xent(z1, z2, tau),
+                                            abs=ce_atol(5, 11, tau, anchors=12))
     base = nt_xent(z1, z2, 0.3)
-    torch.testing.assert_close(nt_xent(7.0 * z1, 0.01 * z2, 0.3), base)
-    torch.testing.assert_close(nt_xent(z2, z1, 0.3), base)
-    # a wrong pairing (rolled z2) must give a different value
+    # scaled or swapped inputs round differently: two float32 bounds (1.1e-5)
+    atol = 2 * ce_atol(5, 11, 0.3, anchors=12)
+    torch.testing.assert_close(nt_xent(7.0 * z1, 0.01 * z2, 0.3), base, rtol=0, atol=atol)
+    torch.testing.assert_close(nt_xent(z2, z1, 0.3), base, rtol=0, atol=atol)
+    # a wrong pairing (rolled z2) must give a different value, far beyond that rounding
     assert abs(nt_xent(z1, z2.roll(1, 0), 0.3).item() - base.item()) > 1e-3
 
 
@@ -92,7 +136,10 @@ def test_nt_xent_gradient_reaches_both_views_and_large_logits_stay_finite():
     loss = nt_xent(a, b, temperature=0.01)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
-    assert loss.item() == pytest.approx(_loop_nt_xent(a.detach(), b.detach(), 0.01), rel=1e-4)
+    # Both are 0 by construction: every negative's cosine is ≤ 0.63 while the positive's is
+    # ≈ 1 - 1e-8, so exp((s_neg - s_pos) / 0.01) < e^-37 vanishes next to 1 in float32 (and
+    # float64); a rounding of the cosines (≤ 1e-6) cannot bring it near EPS.
+    assert loss.item() == pytest.approx(_loop_nt_xent(a.detach(), b.detach(), 0.01), abs=EPS)
 
 
 def test_nt_xent_validation():
@@ -119,18 +166,22 @@ def test_info_nce_is_cross_entropy_on_similarity_logits():
     for i in range(5):
         for j in range(7):
             logits[i, j] = float(q[i] @ k[j]) / (q[i].norm() * k[j].norm()) / tau
-    torch.testing.assert_close(info_nce(q, k, pos, tau), F.cross_entropy(logits, pos))
-    raw = (q @ k.T) / tau
+    # cosines by another formula (dot, then divide by the norms): two float32 bounds, 1.4e-5
+    atol = 2 * ce_atol(3, 7, tau, anchors=5)
+    torch.testing.assert_close(info_nce(q, k, pos, tau), F.cross_entropy(logits, pos),
+                               rtol=0, atol=atol)
+    raw = (q @ k.T) / tau  # the same ops as info_nce's: bit-identical
     torch.testing.assert_close(info_nce(q, k, pos, tau, normalize=False), F.cross_entropy(raw, pos))
     per = info_nce(q, k, pos, tau, reduction="none")
-    torch.testing.assert_close(per, F.cross_entropy(logits, pos, reduction="none"))
+    torch.testing.assert_close(per, F.cross_entropy(logits, pos, reduction="none"), rtol=0,
+                               atol=2 * ce_atol(3, 7, tau, anchors=1))
     # excluding a key removes it from the softmax
     exclude = torch.zeros(5, 7, dtype=torch.bool)
     exclude[:, 5] = True
     masked = logits.clone()
     masked[:, 5] = -math.inf
     torch.testing.assert_close(
-        info_nce(q, k, pos, tau, exclude=exclude), F.cross_entropy(masked, pos)
+        info_nce(q, k, pos, tau, exclude=exclude), F.cross_entropy(masked, pos), rtol=0, atol=atol
     )
 
 
@@ -154,8 +205,11 @@ def test_moco_loss_hand_value_with_orthogonal_queue():
     q = k = _eye(0, 0, dim=4)                      # q = k = e1 for both samples: s_pos = 1
     queue = _eye(1, 2, 3, dim=4)                   # orthogonal to e1: s_neg = 0
     expected = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + qsize * math.exp(0)))
-    assert moco_loss(q, k, queue, tau).item() == pytest.approx(expected, rel=1e-6)
-    # with an empty queue the positive is the only class
+    # Exact cosines; the loss is log(1 + 3·e^-5) = 0.02: the sum 1 + 3·e^-5 rounds ≤ 3 times
+    # (≤ 1.6·EPS), the log adds ≤ 0.02·EPS, and the logits' rounding (5·EPS/2) and exp's
+    # (≤ 1 ulp) reach the loss only through the negatives' weight 0.02.
+    assert moco_loss(q, k, queue, tau).item() == pytest.approx(expected, abs=2 * EPS)
+    # with an empty queue the positive is the only class: log_softmax = 0 - log(exp(0)) = 0
     assert moco_loss(q, k, queue[:0], tau).item() == pytest.approx(0.0, abs=1e-7)
 
 
@@ -173,7 +227,7 @@ def test_moco_loss_matches_loop_and_stops_gradient_at_keys_and_queue():
         pos = math.exp(float(qn[i] @ kn[i]) / tau)
         neg = sum(math.exp(float(qn[i] @ un[j]) / tau) for j in range(9))
         expected += -math.log(pos / (pos + neg)) / 4
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(expected, abs=ce_atol(6, 10, tau, anchors=4))  # 1.2e-5
     loss.backward()
     assert q.grad.abs().sum() > 0
     assert k.grad is None and queue.grad is None
@@ -223,8 +277,11 @@ def test_supcon_reduces_to_nt_xent_with_instance_labels():
     views = torch.stack([z1, z2], dim=1)                # (N, V=2, D)
     for tau in (0.1, 0.5):
         expected = nt_xent(z1, z2, tau)
-        torch.testing.assert_close(supcon_loss(views, None, tau), expected)
-        torch.testing.assert_close(supcon_loss(views, torch.arange(5) * 3 + 1, tau), expected)
+        # two float32 implementations (logsumexp vs cross_entropy): 7e-5 at τ = 0.1
+        atol = 2 * ce_atol(8, 9, tau, anchors=10)
+        torch.testing.assert_close(supcon_loss(views, None, tau), expected, rtol=0, atol=atol)
+        torch.testing.assert_close(supcon_loss(views, torch.arange(5) * 3 + 1, tau), expected,
+                                   rtol=0, atol=atol)
 
 
 def test_supcon_hand_computed_two_classes_and_lonely_anchor_skipped():
@@ -249,7 +306,9 @@ def test_supcon_hand_computed_two_classes_and_lonely_anchor_skipped():
     assert expected == pytest.approx(
         (2 * (math.log(e(1) + 2) - 1 / tau / 2) + math.log(3)) / 3
     )
-    assert supcon_loss(z, labels, tau).item() == pytest.approx(expected, rel=1e-6)
+    # Exact cosines and logits; per anchor log-sum-exp of 3 logits (≤ 4.4·EPS), 2 log-probs
+    # (≤ 1.2·EPS each), their sum and the division by 2 (≤ 2.4·EPS); the mean of 3 (≤ 2·EPS).
+    assert supcon_loss(z, labels, tau).item() == pytest.approx(expected, abs=12 * EPS)
     # averaging the 4th anchor in (as 0) would give 3/4 of that: make sure it is not so
     assert supcon_loss(z, labels, tau).item() != pytest.approx(expected * 3 / 4, rel=1e-3)
 
@@ -257,7 +316,7 @@ def test_supcon_hand_computed_two_classes_and_lonely_anchor_skipped():
 def test_supcon_without_any_positive_is_zero_and_differentiable():
     z = torch.randn(3, 4, requires_grad=True)
     loss = supcon_loss(z, torch.tensor([0, 1, 2]))
-    loss.backward()
+    loss.backward()  # exact: every term is multiplied by 0 (no anchor has a positive)
     assert loss.item() == 0.0 and torch.equal(z.grad, torch.zeros_like(z))
 
 
@@ -351,18 +410,33 @@ def test_two_process_gloo_gather_matches_single_process(tmp_path):
     a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
     full = nt_xent(a, b, 0.5)
     full.backward()
+    # Other shapes, so other summation orders: each side within its float32 bound (a rank's
+    # loss has 2B anchors, the full one 2·WORLD·B; a rank's gradient sums WORLD ranks' parts,
+    # the full gradient is multiplied by WORLD). Missing gathered keys or gradients change the
+    # loss by > 0.1 and the gradients by > 10 %.
+    keys, min_norm = 2 * WORLD * B - 1, torch.cat([z1, z2]).norm(dim=1).min().item()
+
+    def atols(tau, positives=1):
+        loss = sum(ce_atol(D, keys, tau, n, positives) for n in (2 * B, 2 * WORLD * B))
+        grad = WORLD * sum(ce_grad_atol(D, keys, tau, n, min_norm) for n in (2 * B, 2 * WORLD * B))
+        return loss, grad
+
+    loss_atol, grad_atol = atols(0.5)
     dist_losses = torch.stack([r["nt_xent"][0] for r in ranks])
     assert not torch.allclose(dist_losses[0], dist_losses[1])   # different local anchors
-    torch.testing.assert_close(dist_losses.mean(), full.detach())
+    torch.testing.assert_close(dist_losses.mean(), full.detach(), rtol=0, atol=loss_atol)
     for r, res in enumerate(ranks):
         mine = slice(r * B, (r + 1) * B)
-        torch.testing.assert_close(res["nt_xent"][1], WORLD * a.grad[mine])
-        torch.testing.assert_close(res["nt_xent"][2], WORLD * b.grad[mine])
+        torch.testing.assert_close(res["nt_xent"][1], WORLD * a.grad[mine], rtol=0, atol=grad_atol)
+        torch.testing.assert_close(res["nt_xent"][2], WORLD * b.grad[mine], rtol=0, atol=grad_atol)
 
+    loss_atol, grad_atol = atols(0.1, positives=keys)
     for name, lab in (("supcon", labels), ("supcon_ids", None)):
         views = torch.stack([z1, z2], dim=1).requires_grad_()
         full = supcon_loss(views, lab, 0.1)
         full.backward()
-        torch.testing.assert_close(torch.stack([r[name][0] for r in ranks]).mean(), full.detach())
+        torch.testing.assert_close(torch.stack([r[name][0] for r in ranks]).mean(), full.detach(),
+                                   rtol=0, atol=loss_atol)
         for r, res in enumerate(ranks):
-            torch.testing.assert_close(res[name][1], WORLD * views.grad[r * B:(r + 1) * B])
+            torch.testing.assert_close(res[name][1], WORLD * views.grad[r * B:(r + 1) * B],
+                                       rtol=0, atol=grad_atol)

@@ -20,6 +20,15 @@ from sslkit.models import (
     unpatchify,
 )
 
+EPS = torch.finfo(torch.float32).eps  # 2**-23
+# Functional identities of networks (memory layout, patch order, masks) are checked in float64:
+# a float32 bound is vacuous (|W_L|···|W_1|·|x| exceeds the outputs ~10^4-fold, cancellation),
+# a float64 one is not. First order, an output errs by ≤ n·EPS64/2 · (|W_L|···|W_1|·|x|) with
+# n ≈ 1100 roundings on its path (fan-ins 27 + 144 + 288 + 576, the pooling, BN): ≤ 6e-10 ×
+# max|y| for the eval SmallCNN (its absolute network exceeds max|y| 5·10^3-fold). TOL64 allows
+# 170× that for BN in train mode and LayerNorm/softmax (which rescale by a std). A layout, order
+# or mask bug moves features by ≥ 1e-2.
+TOL64 = 1e-7
 EXPECTED_DIM = {
     "small_cnn": 128,
     "small_cnn_wide": 256,
@@ -61,7 +70,7 @@ def test_feature_maps_before_pooling():
     cnn = SmallCNN().eval()
     fmap = cnn.forward_features_map(x)
     assert fmap.shape == (2, 128, 4, 4)  # three 2x2 pools: 32 -> 4
-    torch.testing.assert_close(cnn(x), fmap.mean(dim=(2, 3)))
+    torch.testing.assert_close(cnn(x), fmap.mean(dim=(2, 3)))  # the same kernels: bit-identical
     res = ResNet18Cifar(width=16).eval()
     assert res.feature_dim == 128
     assert res.forward_features_map(x).shape == (2, 128, 4, 4)  # CIFAR stem keeps 32 at stage 1
@@ -95,12 +104,13 @@ def test_small_cnn_channels_last_matches_nchw(train_mode):
     plain = SmallCNN(channels_last=False)
     assert not plain.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     plain.load_state_dict(fast.state_dict())
-    fast.train(train_mode)
-    plain.train(train_mode)
-    x = torch.randn(8, 3, 32, 32)  # NCHW input: the channels_last model converts it itself
+    fast.train(train_mode).double()  # float64: see TOL64
+    plain.train(train_mode).double()
+    assert fast.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)  # NCHW: the model converts it itself
     fmap = fast.forward_features_map(x)
     assert fmap.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast(x), plain(x), rtol=TOL64, atol=TOL64)
 
 
 def test_resnet_channels_last_matches_nchw():
@@ -108,8 +118,10 @@ def test_resnet_channels_last_matches_nchw():
     fast = ResNet18Cifar(width=8).eval()
     plain = ResNet18Cifar(width=8, channels_last=False).eval()
     plain.load_state_dict(fast.state_dict())
-    x = torch.randn(4, 3, 24, 24)
-    torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    fast.double()  # float64: see TOL64
+    plain.double()
+    x = torch.randn(4, 3, 24, 24, dtype=torch.float64)
+    torch.testing.assert_close(fast(x), plain(x), rtol=TOL64, atol=TOL64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,16 +156,16 @@ def _permute_patches(x: torch.Tensor, perm: torch.Tensor, patch: int) -> torch.T
 
 
 def test_vit_without_pos_embed_is_permutation_equivariant():
-    model = tiny_vit(pos_embed=False)
+    model = tiny_vit(pos_embed=False).double()  # float64: see TOL64
     torch.manual_seed(1)
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     perm = torch.randperm(16)
     with torch.no_grad():
         tokens = model.forward_tokens(x)
         tokens_perm = model.forward_tokens(_permute_patches(x, perm, 4))
-        torch.testing.assert_close(tokens_perm, tokens[:, perm], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(tokens_perm, tokens[:, perm], rtol=TOL64, atol=TOL64)
         torch.testing.assert_close(model(_permute_patches(x, perm, 4)), model(x),
-                                   rtol=1e-4, atol=1e-5)
+                                   rtol=TOL64, atol=TOL64)
 
 
 def test_vit_with_pos_embed_is_not_permutation_equivariant():
@@ -173,7 +185,7 @@ def test_vit_cls_pool():
     with torch.no_grad():
         tokens = model.forward_tokens(x)
         assert tokens.shape == (3, 17, 32)
-        torch.testing.assert_close(model(x), tokens[:, 0])
+        torch.testing.assert_close(model(x), tokens[:, 0])  # the same kernels: bit-identical
 
 
 def test_vit_mean_pool_is_mean_of_tokens():
@@ -182,30 +194,30 @@ def test_vit_mean_pool_is_mean_of_tokens():
     with torch.no_grad():
         tokens = model.forward_tokens(x)
         assert tokens.shape == (3, 16, 32)
-        torch.testing.assert_close(model(x), tokens.mean(1))
+        torch.testing.assert_close(model(x), tokens.mean(1))  # the same kernels: bit-identical
 
 
 def test_vit_keep_idx_all_in_order_and_permuted():
-    model = tiny_vit()
-    x = torch.randn(2, 3, 16, 16)
+    model = tiny_vit().double()  # float64: see TOL64
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         full = model.forward_tokens(x)
         keep_all = torch.arange(16).expand(2, 16)
         torch.testing.assert_close(model.forward_tokens(x, keep_idx=keep_all), full,
-                                   rtol=1e-4, atol=1e-5)
+                                   rtol=TOL64, atol=TOL64)
         # Position embedding is added before selection, so a reordered keep_idx only reorders.
         perm = torch.stack([torch.randperm(16), torch.randperm(16)])
         out = model.forward_tokens(x, keep_idx=perm)
         torch.testing.assert_close(out, full.gather(1, perm[..., None].expand(-1, -1, 32)),
-                                   rtol=1e-4, atol=1e-5)
+                                   rtol=TOL64, atol=TOL64)
 
 
 def test_vit_keep_idx_subset_matches_image_made_of_those_patches():
     """Without position embedding, encoding a subset of patches equals encoding a small image
     assembled from exactly those patches (an independent route to the same tokens)."""
-    model = tiny_vit(pos_embed=False, pool="cls")
+    model = tiny_vit(pos_embed=False, pool="cls").double()  # float64: see TOL64
     torch.manual_seed(2)
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     keep = torch.stack([torch.randperm(16)[:4], torch.randperm(16)[:4]])  # different per sample
     with torch.no_grad():
         sub = model.forward_tokens(x, keep_idx=keep)
@@ -213,7 +225,7 @@ def test_vit_keep_idx_subset_matches_image_made_of_those_patches():
         for i in range(2):
             small = unpatchify(patchify(x[i : i + 1], 4)[:, keep[i]], 4)  # (1, 3, 8, 8)
             torch.testing.assert_close(sub[i : i + 1], model.forward_tokens(small),
-                                       rtol=1e-4, atol=1e-5)
+                                       rtol=TOL64, atol=TOL64)
 
 
 def test_vit_mask_equals_keep_idx():
@@ -223,7 +235,7 @@ def test_vit_mask_equals_keep_idx():
     mask[0, [0, 3, 5, 9]] = True
     mask[1, [1, 2, 14, 15]] = True
     keep = torch.stack([(~m).nonzero().squeeze(1) for m in mask])
-    with torch.no_grad():
+    with torch.no_grad():  # the mask becomes this keep_idx: the same kernels, bit-identical
         torch.testing.assert_close(model.forward_tokens(x, mask=mask),
                                    model.forward_tokens(x, keep_idx=keep))
     ragged = mask.clone()
@@ -254,8 +266,16 @@ def test_mlp_shapes_and_structure():
 
     last_bn = MLP(16, 32, 8, last_batch_norm=True)
     assert isinstance(last_bn[-1], nn.BatchNorm1d) and not last_bn[-1].affine
+    seen = []
+    last_bn[-1].register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
     out = last_bn.train()(torch.randn(64, 16))
-    torch.testing.assert_close(out.mean(0), torch.zeros(8), rtol=0, atol=1e-5)
+    # 0 but for rounding: the batch mean of the BN's input h (64 terms) errs by ≤ 64·EPS/2·max|h|,
+    # i.e. by ≤ 32·EPS·max|h| / std(h) in the output; averaging 64 outputs |y| ≤ √63 (each
+    # rounded once) adds ≤ 32·EPS·(√63 + 1). About 5e-5; without the BN, |mean| ~ 0.2.
+    h = seen[0]
+    spread = (h.abs().amax(0) / (h.var(0, correction=0) + last_bn[-1].eps).sqrt()).max().item()
+    bound = 32 * EPS * (spread + 63**0.5 + 1)
+    torch.testing.assert_close(out.mean(0), torch.zeros(8), rtol=0, atol=bound)
 
     no_bn = MLP(16, 32, 8, batch_norm=False)
     assert not any(isinstance(m, nn.BatchNorm1d) for m in no_bn)

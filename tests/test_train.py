@@ -140,7 +140,7 @@ def test_same_seed_same_weights_and_different_seed_differs():
         fit(m, images, y, TrainConfig(steps=20, batch_size=8, seed=seed), progress=False)
         return m.head.weight.detach().clone()
 
-    torch.testing.assert_close(run(0), run(0), rtol=0, atol=0)
+    torch.testing.assert_close(run(0), run(0), rtol=0, atol=0)  # same process, kernels, threads
     assert not torch.equal(run(0), run(1))
 
 
@@ -290,7 +290,7 @@ def test_ddp_ranks_train_on_disjoint_slices_and_stay_in_sync(tmp_path):
     mp.start_processes(_ddp_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2,
                        start_method="spawn")
     w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    torch.testing.assert_close(w0, w1, rtol=0, atol=0)
+    torch.testing.assert_close(w0, w1, rtol=0, atol=0)  # one all-reduced gradient for both ranks
     torch.manual_seed(0)
     assert not torch.allclose(w0, TinyClassifier().head.weight)  # it did train
 
