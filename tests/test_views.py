@@ -9,6 +9,7 @@ units and multiplied by ``1 / STD`` on normalised views.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -130,6 +131,18 @@ def test_same_seed_same_views_different_seed_different():
     assert not torch.allclose(a, c)
     v1, v2 = V.two_views(x, rec, generator=5)  # one generator, two different draws
     assert not torch.allclose(v1, v2)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_grayscale_of_a_whole_chunk_then_a_partial_blur(seed):
+    """Grayscale may hand back a broadcast view when it selects every image of a chunk; a
+    partial blur then writes into it in place. The views must come out gray, and differ from
+    the unblurred ones only where an image was blurred."""
+    x = images(2)
+    gray = V.Recipe(size=32, grayscale_p=1.0, **{k: v for k, v in IDENTITY.items()
+                                                 if k != "grayscale_p"})
+    blurred = V.augment(x, dataclasses.replace(gray, blur_p=0.5), generator=seed)
+    assert torch.equal(blurred[:, 0], blurred[:, 1]) and torch.equal(blurred[:, 1], blurred[:, 2])
 
 
 def test_result_does_not_depend_on_cpu_chunking(monkeypatch):

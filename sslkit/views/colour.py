@@ -127,8 +127,8 @@ def _where_selected(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
     """
     if x.device.type == "cpu":
         idx = mask.nonzero().squeeze(1)
-        if idx.numel() == x.shape[0]:
-            return fn(x, idx)
+        if idx.numel() == x.shape[0]:  # contiguous: fn may return a view (grayscale's expand),
+            return fn(x, idx).contiguous()  # and the next op may write into it in place
         if idx.numel():
             x.index_copy_(0, idx, fn(x.index_select(0, idx), idx))
         return x

@@ -223,10 +223,11 @@ def augment(images: torch.Tensor, recipe: Recipe, generator=None) -> torch.Tenso
     ``images``: uint8 ``(B, 3, H, W)`` (or float in [0, 1]); returns normalised float32
     ``(B, 3, S, S)`` with ``S = recipe.size``, on the images' device. ``generator`` (a
     ``torch.Generator`` on any device, or an int seed) makes it reproducible: all random numbers
-    come from one ``torch.rand(B, n)`` call, so the result does not depend on how the batch is
-    split internally. The view distribution follows *A Simple Framework for Contrastive Learning
-    of Visual Representations* (2020, arXiv 2002.05709); see the module docstring for the
-    pipeline and its order.
+    come from one ``torch.rand(B, n)`` call, so every image gets the same parameters however the
+    batch is split internally (the pixels then agree up to float rounding). The view
+    distribution follows *A Simple Framework for Contrastive Learning of Visual
+    Representations* (2020, arXiv 2002.05709); see the module docstring for the pipeline and its
+    order.
     """
     images = _check_images(images)
     if not isinstance(recipe, Recipe):
