@@ -255,7 +255,10 @@ def test_seconds_budget_stops_on_the_clock_and_decays_the_lr():
     images, y = _data()
     h = fit(TinyClassifier(), images, y, TrainConfig(seconds=0.3, batch_size=8, warmup=0.0),
             progress=False)
-    assert 0.3 <= h.seconds < 3.0 and len(h.step) > 1
+    # It ran the budget out, and its last step started before the budget was spent (the lr of
+    # a step is its share of the budget on the cosine: 0 at the end). No wall-clock upper bound:
+    # a busy machine may make one step slow.
+    assert h.seconds >= 0.3 and len(h.step) > 1 and h.lr[-1] > 0
     assert h.lr[-1] < h.lr[0]
 
 
