@@ -9,7 +9,6 @@ the nearest centroid wins by a margin far above that rounding.
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import math
 from collections import Counter
@@ -17,7 +16,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
+from distributed_helpers import run_on_ranks
 
 from sslkit import theory
 from sslkit.cluster import (
@@ -307,34 +306,13 @@ def _full_scores():
     return torch.randn(sum(SIZES), 4, generator=torch.Generator().manual_seed(5))
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=len(SIZES), timeout=datetime.timedelta(seconds=30))
-    try:
-        start = sum(SIZES[:rank])
-        mine = _full_scores()[start:start + SIZES[rank]]
-        torch.save(sinkhorn_knopp(mine, epsilon=0.2, iters=4), f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _sinkhorn_on_my_slice(rank: int) -> torch.Tensor:
+    start = sum(SIZES[:rank])
+    return sinkhorn_knopp(_full_scores()[start:start + SIZES[rank]], epsilon=0.2, iters=4)
 
 
 def test_two_process_sinkhorn_equals_one_process_on_the_whole_batch(tmp_path):
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(r, str(tmp_path / "rendezvous"), str(tmp_path)))
-             for r in range(len(SIZES))]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    got = torch.cat([torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
-                     for r in range(len(SIZES))])
+    got = torch.cat(run_on_ranks(_sinkhorn_on_my_slice, len(SIZES), tmp_path))
     scores = _full_scores()
     want = sinkhorn_knopp(scores, epsilon=0.2, iters=4)
     torch.testing.assert_close(got, want, rtol=_log_bound(scores, 0.2, 4), atol=0)

@@ -7,13 +7,12 @@ concatenated batch.
 
 from __future__ import annotations
 
-import datetime
 import math
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from distributed_helpers import run_on_ranks
 
 from sslkit.losses import (
     gather_with_grad,
@@ -358,48 +357,25 @@ def _full_batch(seed=0):
     return z1, z2, labels
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD,
-        timeout=datetime.timedelta(seconds=30),
-    )
-    try:
-        z1, z2, labels = _full_batch()
-        mine = slice(rank * B, (rank + 1) * B)
-        out = {"offset": rank_offset(B)}
-        a = z1[mine].clone().requires_grad_()
-        b = z2[mine].clone().requires_grad_()
-        loss = nt_xent(a, b, 0.5)
+def _losses_on_my_slice(rank: int) -> dict:
+    z1, z2, labels = _full_batch()
+    mine = slice(rank * B, (rank + 1) * B)
+    out = {"offset": rank_offset(B)}
+    a = z1[mine].clone().requires_grad_()
+    b = z2[mine].clone().requires_grad_()
+    loss = nt_xent(a, b, 0.5)
+    loss.backward()
+    out["nt_xent"] = (loss.detach(), a.grad, b.grad)
+    for name, lab in (("supcon", labels[mine]), ("supcon_ids", None)):
+        views = torch.stack([z1[mine], z2[mine]], dim=1).requires_grad_()
+        loss = supcon_loss(views, lab, 0.1)
         loss.backward()
-        out["nt_xent"] = (loss.detach(), a.grad, b.grad)
-        for name, lab in (("supcon", labels[mine]), ("supcon_ids", None)):
-            views = torch.stack([z1[mine], z2[mine]], dim=1).requires_grad_()
-            loss = supcon_loss(views, lab, 0.1)
-            loss.backward()
-            out[name] = (loss.detach(), views.grad)
-        torch.save(out, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+        out[name] = (loss.detach(), views.grad)
+    return out
 
 
 def test_two_process_gloo_gather_matches_single_process(tmp_path):
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(r, str(tmp_path / "rendezvous"), str(tmp_path)))
-        for r in range(WORLD)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    ranks = run_on_ranks(_losses_on_my_slice, WORLD, tmp_path)
     assert [r["offset"] for r in ranks] == [0, B]
 
     # Single process on the concatenated batch. Each rank's loss is the mean over its own

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from distributed_helpers import run_on_ranks
 from torch import nn
 
 from sslkit.methods import Method
@@ -150,31 +151,21 @@ def test_resume_restores_the_hook_state_and_calls_it_only_for_new_epochs(tmp_pat
     torch.testing.assert_close(resumed.head.weight, straight.head.weight, rtol=0, atol=0)
 
 
-def _ddp_worker(rank, world, init_file, out_dir):
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
-    torch.set_num_threads(1)
+def _train_on_my_slice(rank):
     images = _pool()
     torch.manual_seed(0)
     method = PseudoLabels(len(images))
     fit(method, images, config=TrainConfig(steps=6, batch_size=16, lr=0.05), progress=False)
-    torch.save({"index": torch.stack([i for i, _ in method.batches]),
-                "consistent": all(torch.equal(images[i], b) for i, b in method.batches),
-                "epochs": [e for e, _ in method.hook_calls],
-                "weight": method.head.weight.detach()}, f"{out_dir}/rank{rank}.pt")
-    dist.destroy_process_group()
+    return {"index": torch.stack([i for i, _ in method.batches]),
+            "consistent": all(torch.equal(images[i], b) for i, b in method.batches),
+            "epochs": [e for e, _ in method.hook_calls],
+            "weight": method.head.weight.detach()}
 
 
 def test_ddp_ranks_get_their_slice_of_the_index_and_run_the_hook(tmp_path):
     """Two gloo processes: each rank's ``index`` is its half of the global batch, matching its
     images, the halves together are the single-process batch, and both ranks run the hook."""
-    import torch.multiprocessing as mp
-
-    mp.start_processes(_ddp_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2,
-                       start_method="spawn")
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = run_on_ranks(_train_on_my_slice, 2, tmp_path)
     torch.manual_seed(0)
     single = PseudoLabels(64)
     fit(single, _pool(), config=TrainConfig(steps=6, batch_size=16, lr=0.05), progress=False)

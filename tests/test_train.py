@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from distributed_helpers import run_on_ranks
 from torch import nn
 
 from sslkit.methods import Method
@@ -270,29 +271,19 @@ def test_online_knn_is_recorded_every_k_steps():
     assert all(0.0 <= a <= 1.0 for a in h.knn_acc)
 
 
-def _ddp_worker(rank, world, init_file, out_dir):
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
-    torch.set_num_threads(1)
+def _train_on_my_slice(rank):
     images, y = _data()
     torch.manual_seed(0)
     method = TinyClassifier()
     fit(method, images, y, TrainConfig(steps=5, batch_size=16, lr=0.05), progress=False)
-    torch.save(method.head.weight.detach(), f"{out_dir}/rank{rank}.pt")
-    dist.destroy_process_group()
+    return method.head.weight.detach()
 
 
 def test_ddp_ranks_train_on_disjoint_slices_and_stay_in_sync(tmp_path):
     """Two gloo processes on CPU (what torchrun launches): each rank trains on its slice of the
     batch and DistributedDataParallel averages the gradients, so both ranks end with the same,
     trained weights."""
-    import torch.multiprocessing as mp
-
-    mp.start_processes(_ddp_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2,
-                       start_method="spawn")
-    w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    w0, w1 = run_on_ranks(_train_on_my_slice, 2, tmp_path)
     torch.testing.assert_close(w0, w1, rtol=0, atol=0)  # one all-reduced gradient for both ranks
     torch.manual_seed(0)
     assert not torch.allclose(w0, TinyClassifier().head.weight)  # it did train

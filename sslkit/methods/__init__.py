@@ -4,7 +4,11 @@ Every method subclasses :class:`Method` and is trained by :func:`sslkit.train.fi
 method, named after it. The contract (``training_step``, ``uses_index``, ``on_epoch_start``,
 ``on_step_end``) is in :mod:`sslkit.methods.base`, with :func:`ema_update_`.
 
-- pretext tasks: :class:`RotNet`, :class:`Jigsaw`, :class:`PositionPrediction`;
+- pretext tasks: :class:`RotNet`, :class:`Jigsaw`, :class:`PositionPrediction`. Each invents a
+  label from the image and trains a classifier head on it; the encoder is kept. A pretext is
+  useful only if solving it requires what we later want to read from the features. Views are
+  light (crop and flip, no colour): the pretext, not the augmentation, is what the network must
+  solve. Each logs ``pretext_acc``, to plot against probe accuracy;
 - contrastive: :class:`SimCLR`, :class:`MoCo`, :class:`SupCon` (uses labels);
 - the baseline: :class:`Supervised` (cross-entropy on the labelled images only).
 """

@@ -3,11 +3,7 @@
 "Unsupervised Learning of Visual Representations by Solving Jigsaw Puzzles" (2016,
 arXiv 1603.09246).
 
-Pretext tasks invent a label from the image and train a classifier on it; the encoder is kept.
-A pretext is useful only if solving it requires what we later want to read from the features.
-Views are light (crop and flip, no colour): the pretext, not the augmentation, is what the
-network must solve. Logs ``pretext_acc`` so that notebooks can plot pretext accuracy against
-probe accuracy.
+A pretext method (see :mod:`sslkit.methods`): light views, a classifier head, ``pretext_acc``.
 """
 
 from __future__ import annotations

@@ -5,11 +5,7 @@ Rotation prediction on shapes that are already freely rotated has no answer (eve
 is equally likely), so it teaches nothing; on upright shapes it forces the network to recognise
 the shape.
 
-Pretext tasks invent a label from the image and train a classifier on it; the encoder is kept.
-A pretext is useful only if solving it requires what we later want to read from the features.
-Views are light (crop and flip, no colour): the pretext, not the augmentation, is what the
-network must solve. Logs ``pretext_acc`` so that notebooks can plot pretext accuracy against
-probe accuracy.
+A pretext method (see :mod:`sslkit.methods`): light views, a classifier head, ``pretext_acc``.
 """
 
 from __future__ import annotations
