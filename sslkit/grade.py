@@ -24,8 +24,11 @@ learner and graded cell; ``flags`` (joined by ``;``) describe the submission:
   the exercise stub, so its tests fail); ``tests_edited``: the learner's copy of a test cell
   differs from the generated exercise (the solution's version ran anyway);
 * ``unfinished``: some cell raised ``NotImplementedError`` (a stub left in place);
-  ``crashed``: a non-test cell raised, or the kernel died (the notebook is then re-run in a
-  fresh kernel without the cell that killed it, so later parts are still graded);
+  ``failed_check``: a cell of the exercise itself (a public self-check, a provided assert)
+  raised ``CheckFailed`` or ``AssertionError``: the notebook runs, the answer is wrong;
+  ``crashed``: any other error outside the test cells (in an answer, in a cell the learner
+  added, or an exception other than a failed check), or the kernel died (the notebook is then
+  re-run in a fresh kernel without the cell that killed it, so later parts are still graded);
 * ``timeout``: the notebook ran past ``--timeout`` seconds: the kernel is killed, cells not yet
   run earn 0.
 
@@ -57,7 +60,11 @@ from ._validate import check_positive_int
 
 COLUMNS = ("learner", "exercise", "cell", "points", "max_points", "flags")
 FLAG_ORDER = ("unreadable", "unknown_exercise", "duplicate_learner", "cells_deleted",
-              "tests_edited", "unfinished", "crashed", "timeout")
+              "tests_edited", "unfinished", "failed_check", "crashed", "timeout")
+# What each cell of the rebuilt notebook is, kept in its metadata under this key (always set by
+# the grader, whatever metadata a learner's cell carried).
+_KIND = "sslkit_grade_kind"
+_CHECK_ERRORS = ("CheckFailed", "AssertionError")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -121,7 +128,9 @@ def rebuild(submission, solution, *, name: str = "solution"
 
     Returns ``(notebook, graded, flags)`` where ``graded`` lists ``(cell index, grade_id,
     points)`` of the graded test cells in the returned notebook, and ``flags`` may hold
-    ``cells_deleted`` and ``tests_edited``. Neither input is modified.
+    ``cells_deleted`` and ``tests_edited``. Each cell's metadata says what it is
+    (``"answer"``, ``"test"``, ``"given"`` by the exercise, or ``"added"`` by the learner), so
+    that an error can be told apart as a failed check or a crash. Neither input is modified.
     """
     exercise = ex.generate_notebook(solution, name=name)  # same cells, in the same order
     by_gid = {ex.grade_id(c): c for c in submission.cells if ex.grade_id(c)}
@@ -147,23 +156,24 @@ def rebuild(submission, solution, *, name: str = "solution"
     flags: set[str] = set()
     cells, graded = [], []
 
-    def add(cell, source):
+    def add(cell, source, kind):
         new = copy.deepcopy(cell)
         new.source = source
         if new.cell_type == "code":
             new.outputs, new.execution_count = [], None
         new["id"] = f"graded-{len(cells)}"
+        new.metadata[_KIND] = kind
         cells.append(new)
 
     for cell in extras[None]:
-        add(cell, cell.source)
+        add(cell, cell.source, "added")
     for cell, generated, key in zip(solution.cells, exercise.cells, keys, strict=True):
         gid = ex.grade_id(cell)
         if ex.is_answer_cell(cell):
             mine = by_gid.get(gid)
             if mine is None:
                 flags.add("cells_deleted")
-            add(cell, generated.source if mine is None else mine.source)
+            add(cell, generated.source if mine is None else mine.source, "answer")
         elif ex.is_test_cell(cell):
             mine = by_gid.get(gid)
             if mine is None:
@@ -171,11 +181,11 @@ def rebuild(submission, solution, *, name: str = "solution"
             elif _normalise(mine.source) != _normalise(generated.source):
                 flags.add("tests_edited")
             graded.append((len(cells), gid, float(ex.nbgrader_meta(cell)["points"])))
-            add(cell, cell.source)
+            add(cell, cell.source, "test")
         else:
-            add(cell, cell.source)
+            add(cell, cell.source, "given")
         for extra in extras[key]:
-            add(extra, extra.source)
+            add(extra, extra.source, "added")
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(solution.metadata))
     return nb, graded, flags
 
@@ -291,7 +301,12 @@ def grade_submission(path: str | os.PathLike, solutions_dir: str | os.PathLike =
     for i, error in errors.items():
         if error.startswith("NotImplementedError"):
             flags.add("unfinished")
-        elif i not in test_cells and not error.startswith(("not run", "TimeoutError")):
+        elif i in test_cells or error.startswith(("not run", "TimeoutError")):
+            continue
+        elif (to_run.cells[i].metadata.get(_KIND) == "given"
+              and error.split(":", 1)[0] in _CHECK_ERRORS):
+            flags.add("failed_check")
+        else:
             flags.add("crashed")
     result = Result(learner, exercise, path, flags=flags, errors=errors, executed=executed)
     for i, gid, points in graded:

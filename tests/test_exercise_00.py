@@ -314,21 +314,21 @@ def test_grading_gives_full_points_to_the_correct_answer_and_takes_the_wrong_cel
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    # a wrong answer fails its own public check cell (flag "crashed") and loses the points of its
-    # graded cell only: the sweep's tests use the library's kNN, whatever Part A does
+    # a wrong answer fails its own public check cell (flag "failed_check") and loses the points
+    # of its graded cell only: the sweep's tests use the library's kNN, whatever Part A does
     expected = [
         ["correct", NAME, "knn_tests", "3", "3", ""],
         ["correct", NAME, "sweep_tests", "2", "2", ""],
         ["correct_alternative", NAME, "knn_tests", "3", "3", ""],
         ["correct_alternative", NAME, "sweep_tests", "2", "2", ""],
-        ["knn_no_normalisation", NAME, "knn_tests", "0", "3", "crashed"],
-        ["knn_no_normalisation", NAME, "sweep_tests", "2", "2", "crashed"],
-        ["knn_off_by_one", NAME, "knn_tests", "0", "3", "crashed"],
-        ["knn_off_by_one", NAME, "sweep_tests", "2", "2", "crashed"],
-        ["sweep_not_nested", NAME, "knn_tests", "3", "3", "crashed"],
-        ["sweep_not_nested", NAME, "sweep_tests", "0", "2", "crashed"],
-        ["sweep_unbalanced", NAME, "knn_tests", "3", "3", "crashed"],
-        ["sweep_unbalanced", NAME, "sweep_tests", "0", "2", "crashed"],
+        ["knn_no_normalisation", NAME, "knn_tests", "0", "3", "failed_check"],
+        ["knn_no_normalisation", NAME, "sweep_tests", "2", "2", "failed_check"],
+        ["knn_off_by_one", NAME, "knn_tests", "0", "3", "failed_check"],
+        ["knn_off_by_one", NAME, "sweep_tests", "2", "2", "failed_check"],
+        ["sweep_not_nested", NAME, "knn_tests", "3", "3", "failed_check"],
+        ["sweep_not_nested", NAME, "sweep_tests", "0", "2", "failed_check"],
+        ["sweep_unbalanced", NAME, "knn_tests", "3", "3", "failed_check"],
+        ["sweep_unbalanced", NAME, "sweep_tests", "0", "2", "failed_check"],
     ]
     assert rows[1:] == expected, printed
 

@@ -217,12 +217,12 @@ def test_grading_gives_full_points_to_the_correct_answers_and_none_to_the_wrong_
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    # a wrong answer also fails its public check cell: flag "crashed"
+    # a wrong answer also fails its public check cell: flag "failed_check"
     assert rows[1:] == [
-        ["clockwise", NAME, "rotation_tests", "0", "3", "crashed"],
+        ["clockwise", NAME, "rotation_tests", "0", "3", "failed_check"],
         ["correct", NAME, "rotation_tests", "3", "3", ""],
         ["correct_alternative", NAME, "rotation_tests", "3", "3", ""],
-        ["tiled_targets", NAME, "rotation_tests", "0", "3", "crashed"],
+        ["tiled_targets", NAME, "rotation_tests", "0", "3", "failed_check"],
     ], printed
 
 

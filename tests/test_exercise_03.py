@@ -225,9 +225,9 @@ def test_grading_gives_full_points_to_the_correct_answers_and_none_to_the_wrong_
     expected = []
     for learner in sorted(SUBMISSIONS):
         right = learner.startswith("correct")
-        # a wrong answer also fails its public check cell and Part B's closed forms: "crashed"
+        # a wrong answer also fails its public check cell and Part B's closed forms: "failed_check"
         expected.append([learner, NAME, "nt_xent_tests", "4" if right else "0", "4",
-                         "" if right else "crashed"])
+                         "" if right else "failed_check"])
     assert rows[1:] == expected, printed
 
 

@@ -300,7 +300,9 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
     expected = []
     for learner in sorted(SUBMISSIONS):
         lost = wrong_cell.get(learner[:2])
-        flags = "crashed" if lost else ""  # a wrong answer also fails its public check cell
+        flags = "failed_check" if lost else ""  # a wrong answer fails its public check cell
+        # a pointer that never wraps makes the given demonstration cell raise: "crashed" too
+        flags += ";crashed" if learner == "q_pointer_not_wrapping" else ""
         for cell in CELLS:
             expected.append([learner, NAME, cell, "0" if cell == lost else str(POINTS[cell]),
                              str(POINTS[cell]), flags])

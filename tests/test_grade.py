@@ -35,6 +35,7 @@ def demo_solution():
         cell("def add(a, b):\n    ### BEGIN SOLUTION\n    # TODO: return a + b\n"
              "    return a + b\n    ### END SOLUTION", grade_id="add_solution", **ANSWER),
         cell("assert add(1, 2) == 3", grade_id="add_public", points=1, **TEST),
+        cell("assert add(10, 20) == 30, 'public self-check of add'"),  # given, not graded
         cell("assert add(2, 2) == 4\n### BEGIN HIDDEN TESTS\nassert add(-3, 3) == 0\n"
              "assert math.isclose(add(0.5, 0.25), 0.75)\n### END HIDDEN TESTS",
              grade_id="add_hidden", points=2, **TEST),
@@ -109,6 +110,9 @@ def graded(course, exercise):
     nbformat.write(submission(exercise, add_solution="def add(a, b):\n    return a + b + 1",
                               double_solution=CORRECT_DOUBLE, add_public="assert True",
                               add_hidden="assert True"), subs / "dave.ipynb")
+    # wrong everywhere: the notebook runs, but the given self-check of `add` fails
+    nbformat.write(submission(exercise, add_solution="def add(a, b):\n    return a - b",
+                              double_solution=CORRECT_DOUBLE), subs / "ivan.ipynb")
     # looping: the second answer never finishes
     nbformat.write(submission(exercise, add_solution=CORRECT_ADD,
                               double_solution="while True:\n    pass"), subs / "erin.ipynb")
@@ -144,13 +148,16 @@ def test_grading_the_mixed_folder_writes_the_right_points_and_flags(graded):
         ["carol", "99_demo", "add_public", "1", "1", "crashed"],
         ["carol", "99_demo", "add_hidden", "2", "2", "crashed"],
         ["carol", "99_demo", "double_tests", "0", "1", "crashed"],
-        ["dave", "99_demo", "add_public", "0", "1", "tests_edited"],
-        ["dave", "99_demo", "add_hidden", "0", "2", "tests_edited"],
-        ["dave", "99_demo", "double_tests", "0", "1", "tests_edited"],
+        ["dave", "99_demo", "add_public", "0", "1", "tests_edited;failed_check"],
+        ["dave", "99_demo", "add_hidden", "0", "2", "tests_edited;failed_check"],
+        ["dave", "99_demo", "double_tests", "0", "1", "tests_edited;failed_check"],
         ["erin", "99_demo", "add_public", "1", "1", "timeout"],
         ["erin", "99_demo", "add_hidden", "2", "2", "timeout"],
         ["erin", "99_demo", "double_tests", "0", "1", "timeout"],
         ["gina", "", "", "0", "0", "unknown_exercise"],
+        ["ivan", "99_demo", "add_public", "0", "1", "failed_check"],
+        ["ivan", "99_demo", "add_hidden", "0", "2", "failed_check"],
+        ["ivan", "99_demo", "double_tests", "0", "1", "failed_check"],
         ["hank", "../solutions/99_demo", "", "0", "0", "unknown_exercise"],
         ["frank", "99_demo", "add_public", "1", "1", "cells_deleted;unfinished"],
         ["frank", "99_demo", "add_hidden", "2", "2", "cells_deleted;unfinished"],
@@ -166,14 +173,15 @@ def test_the_summary_gives_totals_flags_and_reasons(graded):
     assert row["alice"].split()[2] == "4/4"
     assert row["bob"].split()[2] == "2/4"
     assert row["carol"].split()[2:] == ["3/4", "crashed"]
-    assert row["dave"].split()[2:] == ["0/4", "tests_edited"]
+    assert row["dave"].split()[2:] == ["0/4", "tests_edited,", "failed_check"]
+    assert row["ivan"].split()[2:] == ["0/4", "failed_check"]   # not "crashed": it runs
     assert row["erin"].split()[2:] == ["3/4", "timeout"]
     assert row["frank"].split()[2:] == ["3/4", "cells_deleted,", "unfinished"]
     assert "DeadKernelError: the kernel died in this cell" in printed
     assert "ValueError: I give up" in printed
     assert f"TimeoutError: the notebook ran past {TIMEOUT} s" in printed
     assert "double_tests: NotImplementedError: use add" in printed
-    assert "wrote" in lines[-1] and "9 submission(s)" in lines[-1]
+    assert "wrote" in lines[-1] and "10 submission(s)" in lines[-1]
 
 
 def test_executed_notebooks_are_kept_for_feedback(graded):
