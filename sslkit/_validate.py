@@ -89,6 +89,15 @@ def check_temperature(temperature, name: str = "temperature") -> float:
                        hint="it divides the similarities; typical values are 0.05-0.5")
 
 
+def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+    """Raise ``ValueError`` naming both unless ``a`` and ``b`` have the same shape (paired
+    embeddings, two views, a prediction and its target)."""
+    shape_a, shape_b = getattr(a, "shape", None), getattr(b, "shape", None)
+    if shape_a is None or shape_a != shape_b:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got "
+                         f"{tuple(shape_a or ())} and {tuple(shape_b or ())}")
+
+
 def check_tensor(name: str, x, dims: Sequence[str], *, min_rows: int = 1):
     """Return ``x`` if it is a tensor with ``len(dims)`` dimensions and at least ``min_rows``
     entries along the first, else raise ``ValueError`` naming it, e.g.

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_positive_int, check_range
+from .._validate import check_positive_int, check_range, check_same_shape
 from .features import _check_features
 
 __all__ = ["embedding_std", "effective_rank", "alignment", "uniformity"]
@@ -56,9 +56,7 @@ def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
     check_range("alpha", alpha, 0.0, None, low_open=True)
     _check_features("z1", z1)
     _check_features("z2", z2)
-    if z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and "
-                         f"{tuple(z2.shape)}")
+    check_same_shape("z1", z1, "z2", z2)
     z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
     return (z1 - z2).norm(dim=1).pow(alpha).mean().item()
 

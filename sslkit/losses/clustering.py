@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_range, check_temperature, check_tensor
+from .._validate import check_range, check_same_shape, check_temperature, check_tensor
 
 __all__ = ["swapped_prediction", "scan_consistency", "assignment_entropy", "scan_loss"]
 
@@ -60,9 +60,7 @@ def scan_consistency(anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor)
     same cluster; ``log K`` for two uniform assignments.
     """
     check_tensor("anchor_logits", anchor_logits, ("B", "K"))
-    if neighbor_logits.shape != anchor_logits.shape:
-        raise ValueError(f"anchor_logits and neighbor_logits must have the same shape, got "
-                         f"{tuple(anchor_logits.shape)} and {tuple(neighbor_logits.shape)}")
+    check_same_shape("anchor_logits", anchor_logits, "neighbor_logits", neighbor_logits)
     with torch.autocast(device_type=anchor_logits.device.type, enabled=False):
         log_p_a = F.log_softmax(anchor_logits.float(), dim=-1)
         log_p_n = F.log_softmax(neighbor_logits.float(), dim=-1)

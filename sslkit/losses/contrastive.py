@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .._distributed import gather_with_grad, rank_offset
-from .._validate import check_choice, check_temperature, check_tensor
+from .._validate import check_choice, check_same_shape, check_temperature, check_tensor
 
 __all__ = ["info_nce", "nt_xent", "moco_loss", "update_queue", "supcon_loss"]
 
@@ -45,14 +45,6 @@ __all__ = ["info_nce", "nt_xent", "moco_loss", "update_queue", "supcon_loss"]
 # --------------------------------------------------------------------------------------------
 def _check_embeddings(name: str, x: torch.Tensor, dims: tuple[str, ...] = ("B", "D")) -> None:
     check_tensor(name, x, dims)
-
-
-def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and "
-            f"{tuple(b.shape)}"
-        )
 
 
 def _float32(*tensors: torch.Tensor, normalize: bool) -> list[torch.Tensor]:
@@ -157,7 +149,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
         >>> loss = nt_xent(projector(backbone(x1)), projector(backbone(x2)), temperature=0.2)
     """
     _check_embeddings("z1", z1)
-    _check_same_shape("z1", z1, "z2", z2)
+    check_same_shape("z1", z1, "z2", z2)
     check_temperature(temperature)
 
     b = z1.shape[0]
@@ -207,7 +199,7 @@ def moco_loss(
         Scalar float32 loss (mean over the B queries).
     """
     _check_embeddings("q", q)
-    _check_same_shape("q", q, "k", k)
+    check_same_shape("q", q, "k", k)
     if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
         raise ValueError(
             f"queue must have shape (Q, {q.shape[1]}) to match q and k, got queue shape "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_temperature, check_tensor
+from .._validate import check_same_shape, check_temperature, check_tensor
 
 __all__ = ["normalized_mse", "dino_loss"]
 
@@ -33,9 +33,7 @@ def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         >>> loss = normalized_mse(predictor(projector(backbone(x1))), target(x2).detach())
     """
     check_tensor("p", p, ("B", "D"))
-    if p.shape != getattr(z, "shape", None):
-        raise ValueError(f"p and z must have the same shape, got {tuple(p.shape)} and "
-                         f"{tuple(getattr(z, 'shape', ()))}")
+    check_same_shape("p", p, "z", z)
     with torch.autocast(device_type=p.device.type, enabled=False):
         cos = F.cosine_similarity(p.float(), z.float(), dim=-1)     # (B,)
     return (2 - 2 * cos).mean()

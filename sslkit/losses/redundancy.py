@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_range, check_tensor
+from .._validate import check_range, check_same_shape, check_tensor
 
 __all__ = ["cross_correlation", "barlow_twins_loss", "invariance", "variance", "covariance",
            "vicreg_loss"]
@@ -28,9 +28,7 @@ __all__ = ["cross_correlation", "barlow_twins_loss", "invariance", "variance", "
 
 def _pair(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     check_tensor("z1", z1, ("B", "D"), min_rows=2)
-    if z1.shape != getattr(z2, "shape", None):
-        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and "
-                         f"{tuple(getattr(z2, 'shape', ()))}")
+    check_same_shape("z1", z1, "z2", z2)
     return z1.float(), z2.float()
 
 
