@@ -25,7 +25,7 @@ from torch import nn
 
 __all__ = [
     "History", "CheckpointError", "LoopState", "default_cache_dir", "run_key", "load_cached",
-    "atomic_save", "save_checkpoint", "resume",
+    "atomic_save", "save_checkpoint", "resume_checkpoint",
 ]
 
 # TrainConfig fields that change how a run is watched, not what it learns: left out of the cache
@@ -194,7 +194,7 @@ def save_checkpoint(path, method, optimizer, state: LoopState, config, rank) -> 
     }, path)
 
 
-def resume(path, method, optimizer, state: LoopState, config) -> None:
+def resume_checkpoint(path, method, optimizer, state: LoopState, config) -> None:
     """Restore what :func:`save_checkpoint` wrote, after checking it belongs to this run."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

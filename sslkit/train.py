@@ -44,11 +44,9 @@ from .runs import (
     atomic_save,
     default_cache_dir,
     load_cached,
+    resume_checkpoint,
     run_key,
     save_checkpoint,
-)
-from .runs import (
-    resume as resume_from,
 )
 
 __all__ = [
@@ -131,7 +129,6 @@ def cache_path(method: Method, images, labels=None, config: TrainConfig | None =
     config = config or TrainConfig(steps=1)
     stem = f"{name or type(method).__name__.lower()}-{run_key(method, images, labels, config)}"
     return Path(cache_dir or default_cache_dir()) / f"{stem}.pt"
-
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -260,7 +257,7 @@ def _train(method, images, labels, config, *, device, rank, world, checkpoint, r
     torch.manual_seed(config.seed + rank)  # the methods' own randomness (views, masks)
     resumed = resume and checkpoint is not None and checkpoint.exists()
     if resumed:
-        resume_from(checkpoint, method, optimizer, state, config)
+        resume_checkpoint(checkpoint, method, optimizer, state, config)
     history = state.history
 
     show = rank == 0 and (progress if progress is not None
