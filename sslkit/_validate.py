@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import torch
+
 
 def _fmt_interval(low, high, low_open: bool, high_open: bool) -> str:
     left = "(" if low_open else "["
@@ -111,3 +113,11 @@ def check_tensor(name: str, x, dims: Sequence[str], *, min_rows: int = 1):
         what = "is empty" if x.shape[0] == 0 else f"has {x.shape[0]} rows"
         raise ValueError(f"{name} {what} (shape {shape}): need at least {min_rows} ({dims[0]})")
     return x
+
+
+def seeded_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+    """``generator`` if given, else a CPU generator seeded with ``seed`` (0 when ``None``): the
+    one rule for functions that take either."""
+    if generator is not None:
+        return generator
+    return torch.Generator().manual_seed(0 if seed is None else int(seed))

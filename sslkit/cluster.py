@@ -24,7 +24,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ._distributed import rank_world
-from ._validate import check_choice, check_positive_int, check_range, check_tensor
+from ._validate import (
+    check_choice,
+    check_positive_int,
+    check_range,
+    check_tensor,
+    seeded_generator,
+)
 
 __all__ = [
     "kmeans_pp", "KMeansResult", "kmeans", "sinkhorn_knopp", "contingency_table",
@@ -35,12 +41,6 @@ METRICS = ("euclidean", "cosine")
 # Default chunk of the assignment step: about this many point-to-centroid distances at once
 # (2**24 float32 = 64 MiB), so 100k points × 10k centroids never build a 4 GB matrix.
 _CHUNK_ELEMENTS = 2**24
-
-
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    if generator is not None:
-        return generator
-    return torch.Generator().manual_seed(0 if seed is None else int(seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def kmeans_pp(
         raise ValueError(f"x must have shape (N, D) or (B, N, D), got {got}")
     check_positive_int("k", k)
     check_range("k", k, 1, x.shape[-2], hint="need at least as many points as clusters")
-    g = _generator(seed, generator)
+    g = seeded_generator(seed, generator)
     single = x.ndim == 2
     xb = x[None] if single else x
     b, n, _ = xb.shape
@@ -213,7 +213,7 @@ def kmeans(
         start = init.detach().to(x.device, x.dtype)
         return _lloyd(x, F.normalize(start, dim=1) if spherical else start, iters, tol, chunk,
                       spherical)
-    g = _generator(seed, generator)
+    g = seeded_generator(seed, generator)
     best = None
     for _ in range(n_init):
         result = _lloyd(x, kmeans_pp(x, k, g), iters, tol, chunk, spherical)

@@ -61,8 +61,7 @@ from .mixture import (
     m_step,
     make_problem,
 )
-from .mixture import _generator as _generator  # private names of the old theory.py
-from .mixture import _kmeans_pp as _kmeans_pp  # (k-means++ now lives in sslkit.cluster)
+from .mixture import _kmeans_pp as _kmeans_pp  # old private name (k-means++ is sslkit.cluster's)
 from .risk import LOSSES as LOSSES
 from .risk import bayes_risk, excess_risk, excess_risk_curves, fit_rate_constants
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_choice, check_positive_int, check_range
+from .._validate import check_choice, check_positive_int, check_range, seeded_generator
 from ..cluster import kmeans_pp
 
 __all__ = [
@@ -31,12 +31,6 @@ TASKS = ("latent", "orthogonal")
 
 # k-means++ seeding moved to sslkit.cluster; the old private name stays importable.
 _kmeans_pp = kmeans_pp
-
-
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    if generator is not None:
-        return generator
-    return torch.Generator().manual_seed(0 if seed is None else int(seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,7 +126,7 @@ class Problem:
         """
         check_positive_int("n", n)
         check_positive_int("trials", trials)
-        g = _generator(seed, generator)
+        g = seeded_generator(seed, generator)
         x, z = self.mixture.sample(n * trials, g)
         if self.task == "latent":
             y = z
@@ -262,7 +256,7 @@ def fit_em(
         raise ValueError(f"x must have shape (N, d) or (T, N, d), got {tuple(x.shape)}")
     check_range("m", x.shape[-2], num_components,
                 hint="EM needs at least as many unlabeled points as components")
-    g = _generator(seed, generator)
+    g = seeded_generator(seed, generator)
     single = x.ndim == 2
     xb = x[None] if single else x
     t, n, d = xb.shape
