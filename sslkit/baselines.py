@@ -24,6 +24,7 @@ from . import plots, views
 from ._validate import check_positive_int
 from .evaluate import extract_features, knn_accuracy, linear_probe
 from .methods import Supervised
+from .methods.base import accuracy
 from .train import TrainConfig, fit
 
 __all__ = ["reinitialised", "report_card"]
@@ -101,7 +102,7 @@ def report_card(
         progress=False)
     logits = extract_features(nn.Sequential(supervised.backbone, supervised.classifier),
                               splits.test_x)
-    scratch_acc = (logits.argmax(1).cpu() == splits.test_y.cpu()).float().mean().item()
+    scratch_acc = accuracy(logits.cpu(), splits.test_y.cpu())
     add(f"supervised from scratch ({labels_per_class}/class)",
         lambda x: extract_features(supervised.backbone, x), probe_acc=scratch_acc)
     add(name, lambda x: extract_features(encoder, x))
