@@ -17,12 +17,13 @@ answers with nbgrader's conventions, and ``exercises/NN_topic.ipynb`` is generat
 * notebook metadata ``{"sslkit": {"exercise": "NN_topic"}}`` is kept, so that ``sslkit.grade``
   recognises a submission whatever its file name.
 
-Cells carry nbgrader-style metadata: an answer cell
-``{"nbgrader": {"solution": true, "grade": false, "grade_id": "knn_solution", "locked": false}}``
-and a graded test cell
-``{"nbgrader": {"grade": true, "grade_id": "knn_tests", "points": 3, "solution": false,
-"locked": true}}``. Generation keeps the cell count and order, so cell *i* of the exercise is
-cell *i* of the solution.
+Cells carry nbgrader's own metadata, schema version 3 (what nbgrader 0.9 reads): an answer cell
+``{"nbgrader": {"solution": true, "grade": false, "grade_id": "knn_solution", "locked": false,
+"schema_version": 3, "task": false}}`` and a graded test cell ``{"nbgrader": {"grade": true,
+"grade_id": "knn_tests", "points": 3, "solution": false, "locked": true, "schema_version": 3,
+"task": false}}``; a cell without these keys is an error here, as it is for nbgrader's
+``generate_assignment``. Generation keeps the cell count and order, so cell *i* of the exercise
+is cell *i* of the solution.
 
 Why not nbgrader's own preprocessors (``ClearSolutions``, ``ClearHiddenTests``, ``ClearOutput``)?
 We tried: ``import nbgrader`` imports its Jupyter-server extensions, so the preprocessors do not
@@ -77,6 +78,8 @@ _TODO_MORE = re.compile(r"^\s*#\s{2,}(\S.*?)\s*$")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)")
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 _DROP_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled")
+NBGRADER_SCHEMA = 3
+_NBGRADER_KEYS = ("grade", "grade_id", "locked", "schema_version", "solution", "task")
 
 
 class ExerciseError(ValueError):
@@ -235,6 +238,12 @@ def _check_cell_metadata(cell, where: str, seen: set[str]) -> None:
     if gid in seen:
         raise ExerciseError(f"{where}: grade_id {gid!r} is used by two cells")
     seen.add(gid)
+    missing = [key for key in _NBGRADER_KEYS if key not in meta]
+    if missing or meta.get("schema_version") != NBGRADER_SCHEMA or meta.get("task"):
+        raise ExerciseError(
+            f"{where}: nbgrader metadata needs schema_version {NBGRADER_SCHEMA} and the keys "
+            f"{', '.join(_NBGRADER_KEYS)} (task false); missing {missing or 'none'}, "
+            f"schema_version {meta.get('schema_version')!r}")
     if meta.get("grade"):
         try:
             check_range("points", meta.get("points"), 0, None, low_open=True, high_open=True,
@@ -261,13 +270,15 @@ def generate_notebook(solution, *, name: str = "solution") -> nbformat.NotebookN
         if n_solution and not is_answer_cell(cell):
             raise ExerciseError(f"{where}: has a solution region but is not an answer cell; add "
                                 "metadata {\"nbgrader\": {\"solution\": true, \"grade\": false, "
-                                "\"grade_id\": \"...\", \"locked\": false}}")
+                                "\"grade_id\": \"...\", \"locked\": false, "
+                                "\"schema_version\": 3, \"task\": false}}")
         if is_test_cell(cell) and cell.cell_type != "code":
             raise ExerciseError(f"{where}: a graded test cell must be a code cell")
         if n_hidden and not is_test_cell(cell):
             raise ExerciseError(f"{where}: has hidden tests but is not a graded test cell; add "
                                 "metadata {\"nbgrader\": {\"grade\": true, \"solution\": false, "
-                                "\"grade_id\": \"...\", \"points\": N, \"locked\": true}}")
+                                "\"grade_id\": \"...\", \"points\": N, \"locked\": true, "
+                                "\"schema_version\": 3, \"task\": false}}")
         if is_answer_cell(cell) and not n_solution:  # nbgrader: a whole answer cell is replaced
             if cell.cell_type == "code":
                 source = "\n".join(["# YOUR CODE HERE", *_raise_lines(

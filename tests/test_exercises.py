@@ -23,8 +23,10 @@ from notebook_helpers import passed
 from sslkit import checks, exercises
 from sslkit.exercises import ExerciseError
 
-ANSWER = {"solution": True, "grade": False, "locked": False}
-TEST = {"grade": True, "solution": False, "locked": True}
+ANSWER = {"solution": True, "grade": False, "locked": False, "schema_version": 3,
+          "task": False}
+TEST = {"grade": True, "solution": False, "locked": True, "schema_version": 3,
+        "task": False}
 LONG_TODO = ("subtract the row maximum before exponentiating, so that exp never overflows, "
              "then divide by the row sum over the last dimension")
 TODO_LINES = ("    # TODO: subtract the row maximum before exponentiating, so that exp never\n"
@@ -70,7 +72,7 @@ def demo_solution(exercise="99_demo"):
              grade_id="total_solution", **ANSWER),
         cell("Why subtract the maximum?\n\n### BEGIN SOLUTION\nBecause exp(1000) overflows.\n"
              "### END SOLUTION", kind="markdown", grade_id="why", solution=True, grade=True,
-             points=1, locked=False),
+             points=1, locked=False, schema_version=3, task=False),
     ])
     nb.metadata["sslkit"] = {"exercise": exercise}
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -362,8 +364,11 @@ def _broken(kind):
     elif kind == "no_grade_id":
         del nb.cells[3].metadata["nbgrader"]["grade_id"]
     elif kind == "markdown_test":
-        nb.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False,
-                                            "grade_id": "md", "points": 1}
+        nb.cells[0].metadata["nbgrader"] = {**TEST, "grade_id": "md", "points": 1}
+    elif kind == "old_schema":
+        del nb.cells[3].metadata["nbgrader"]["schema_version"]
+    elif kind == "task_cell":
+        nb.cells[3].metadata["nbgrader"]["task"] = True
     return nb
 
 
@@ -377,6 +382,8 @@ def _broken(kind):
     ("zero_points", r"points=0 is invalid: allowed range is \(0, inf\)"),
     ("no_grade_id", "needs a grade_id"),
     ("markdown_test", "a graded test cell must be a code cell"),
+    ("old_schema", r"needs schema_version 3 .* missing \['schema_version'\]"),
+    ("task_cell", r"needs schema_version 3 .*\(task false\); missing none"),
 ])
 def test_authoring_mistakes_are_named(kind, match):
     with pytest.raises(ExerciseError, match=match):

@@ -16,8 +16,10 @@ from notebook_helpers import run_grader
 
 from sslkit import exercises, grade
 
-ANSWER = {"solution": True, "grade": False, "locked": False}
-TEST = {"grade": True, "solution": False, "locked": True}
+ANSWER = {"solution": True, "grade": False, "locked": False, "schema_version": 3,
+          "task": False}
+TEST = {"grade": True, "solution": False, "locked": True, "schema_version": 3,
+        "task": False}
 TIMEOUT = 8  # seconds per notebook: plenty for these cells, short for the looping one
 
 
