@@ -3,6 +3,9 @@
 ``quick`` is the CPU profile (ShapeWorld, small CNN, about a minute per training cell on two
 cores); ``full`` is the GPU profile (more data, more steps, bigger encoders). ``SSLKIT_PROFILE``
 overrides the automatic choice, so ``SSLKIT_PROFILE=quick`` on a GPU reproduces CI exactly.
+``SSLKIT_SEED`` (default 0) is the base seed of every lecture: a lecture derives all its seeds
+(data, initialisation, views) from ``sizes(...).seed``, so ``SSLKIT_SEED=1`` re-runs it with
+all of them shifted together, which is how a claim is checked for seed robustness.
 
 A notebook asks for its numbers with ``sslkit.sizes("03_contrastive_simclr")`` and never writes
 a size of its own: changing a budget is a one-line edit here, visible to every reader.
@@ -120,16 +123,30 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def base_seed() -> int:
+    """``SSLKIT_SEED`` as a non-negative integer (0 when unset)."""
+    text = os.environ.get("SSLKIT_SEED", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"SSLKIT_SEED={text!r} is invalid: expected a non-negative integer "
+                         "(the base seed every lecture derives its seeds from)")
+    return int(text)
+
+
 def sizes(notebook: str | None = None, profile_name: str | None = None) -> SimpleNamespace:
     """Return the sizes (data, model, budget) of ``notebook`` in the active (or given) profile.
 
-    Unknown notebooks get the common sizes, so a new notebook works before it is tuned.
+    Unknown notebooks get the common sizes, so a new notebook works before it is tuned. The
+    result also carries ``seed`` (:func:`base_seed`), the seed the notebook derives all of its
+    own from.
     """
     name = check_choice("profile_name", profile_name or profile(), PROFILES)
     values = dict(_COMMON[name])
     if notebook is not None:
         values.update(_NOTEBOOKS.get(notebook, {}).get(name, {}))
     values["profile"] = name
+    values["seed"] = base_seed()
     return SimpleNamespace(**values)
 
 
