@@ -4,16 +4,19 @@ For every ``*.ipynb`` under ``SUBMISSIONS`` (flat or in sub-folders; one noteboo
 
 1. the learner id is ``metadata.sslkit.learner`` if present, else the file stem (when two
    submissions share an id, their relative paths are used instead and flagged
-   ``duplicate_learner``); the exercise is ``metadata.sslkit.exercise`` — the file name does not
-   matter;
-2. the notebook that runs is rebuilt from ``solutions/<exercise>.ipynb``: the learner's answer
-   cells (matched by nbgrader ``grade_id``), every graded test cell taken from the *solution*
-   (hidden tests included, so editing a test changes nothing), the solution's other cells
-   (setup, instructions), and any code cell the learner added (kept after the cell it followed,
-   e.g. a helper function);
-3. it executes in a fresh kernel, in a temporary working folder, with ``SSLKIT_PROFILE=quick``
-   unless set, under a per-notebook time limit; errors do not stop execution;
-4. each graded test cell earns its declared ``points`` if it runs without error, else 0.
+   ``duplicate_learner``); the exercise is ``metadata.sslkit.exercise`` (the file name does not
+   matter), and the solution ``solutions/<exercise>.ipynb`` is read once, by the grader only;
+2. the notebook is rebuilt from the solution (:func:`rebuild`): the learner's answer cells
+   (matched by nbgrader ``grade_id``), the exercise's given cells, any code cell the learner
+   added, and each graded test cell's public part;
+3. the code is read before it runs (:mod:`sslkit._grade_static`);
+4. two runs follow (:mod:`sslkit._grade_plan`), each a fresh process in a fresh temporary
+   folder, under an OS sandbox where the machine has one (:mod:`sslkit._grade_sandbox`): the
+   learner's notebook, for the flags and the feedback, and the grading run, where the graded
+   tests (hidden ones included, passed to the process through a pipe, never a file) call the
+   learner's definitions in a namespace that learner cells cannot reach;
+5. each graded test cell earns its declared ``points`` if it runs without error in the grading
+   run, else 0.
 
 The CSV has the columns ``learner, exercise, cell, points, max_points, flags``, one row per
 learner and graded cell; ``flags`` (joined by ``;``) describe the submission:
@@ -21,19 +24,28 @@ learner and graded cell; ``flags`` (joined by ``;``) describe the submission:
 * ``unreadable``: not a notebook (one row, 0 points); ``unknown_exercise``: no or unknown
   ``metadata.sslkit.exercise`` (one row, 0 points);
 * ``cells_deleted``: an answer or test cell's ``grade_id`` is missing (a missing answer runs as
-  the exercise stub, so its tests fail); ``tests_edited``: the learner's copy of a test cell
-  differs from the generated exercise (the solution's version ran anyway);
-* ``unfinished``: some cell raised ``NotImplementedError`` (a stub left in place);
-  ``failed_check``: a cell of the exercise itself (a public self-check, a provided assert)
-  raised ``CheckFailed`` or ``AssertionError``: the notebook runs, the answer is wrong;
-  ``crashed``: any other error outside the test cells (in an answer, in a cell the learner
-  added, or an exception other than a failed check), or the kernel died (the notebook is then
-  re-run in a fresh kernel without the cell that killed it, so later parts are still graded);
-* ``timeout``: the notebook ran past ``--timeout`` seconds: the kernel is killed, cells not yet
-  run earn 0.
+  the exercise stub); ``tests_edited``: the learner's copy of a test cell differs from the
+  exercise (the solution's tests ran anyway);
+* ``unfinished``: a cell raised ``NotImplementedError`` (a stub left in place);
+  ``failed_check``: a given cell of the exercise (a public self-check, a provided assert) raised
+  ``CheckFailed`` or ``AssertionError``: the notebook runs, the answer is wrong; ``crashed``: any
+  other error outside the test cells, or the process died (the run then goes on in a fresh
+  process without the cell that killed it); ``timeout``: a run went past ``--timeout`` seconds
+  (it is killed; graded cells not run earn 0);
+* ``uses_reference``: an answer calls the library function it mirrors (the solution's answer
+  cell lists them in ``metadata.sslkit.mirrors``), found in its code or while it ran;
+  ``reads_solution``: the submission tried to open or list the solutions or another learner's
+  submission (refused); ``tampered``: it patched what the tests rely on (an attribute of an
+  imported module, builtins, IPython's hooks), reached for the interpreter's internals (frames,
+  the garbage collector, ``ctypes``, dynamic code), wrote outside its folder or started a
+  process. ``tampered`` costs every point; the solution's ``metadata.sslkit.reference_policy``
+  says whether ``uses_reference`` and ``reads_solution`` cost the points (``"zero"``, the
+  default) or only flag (``"flag"``).
 
-A summary table (learner, exercise, total/max, flags, first failures) is printed; the exit
-status is 0 whenever grading completed, whatever the learners scored.
+``--feedback FOLDER`` writes one Markdown report per learner: the points of each graded cell
+with its first error, each flag with what caused it, and the output of the self-checks that
+failed (their hints name the usual mistakes). A summary table is printed; the exit status is 0
+whenever grading completed, whatever the learners scored.
 """
 
 from __future__ import annotations
@@ -41,29 +53,38 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import math
 import os
 import re
 import sys
-import tempfile
-import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from . import _grade_plan as grading
 from . import exercises as ex
+from ._grade_sandbox import CellRun, run_job, sandbox
 from ._validate import check_positive_int
 
 COLUMNS = ("learner", "exercise", "cell", "points", "max_points", "flags")
 FLAG_ORDER = ("unreadable", "unknown_exercise", "duplicate_learner", "cells_deleted",
-              "tests_edited", "unfinished", "failed_check", "crashed", "timeout")
-# What each cell of the rebuilt notebook is, kept in its metadata under this key (always set by
-# the grader, whatever metadata a learner's cell carried).
-_KIND = "sslkit_grade_kind"
+              "tests_edited", "unfinished", "failed_check", "crashed", "timeout",
+              "uses_reference", "reads_solution", "tampered")
+FLAG_MEANING = {
+    "duplicate_learner": "two submissions carry this learner id",
+    "cells_deleted": "a graded cell was deleted (a missing answer runs as the stub)",
+    "tests_edited": "a test cell was edited (the original tests ran)",
+    "unfinished": "a stub was left in place",
+    "failed_check": "a self-check failed: the notebook runs, an answer is wrong",
+    "crashed": "a cell raised an error that is not a failed check, or the process died",
+    "timeout": "a run went past the time limit",
+    "uses_reference": "an answer calls the library's own version of what it should implement",
+    "reads_solution": "the submission tried to read the solutions or other submissions",
+    "tampered": "the submission patched or bypassed what the tests rely on",
+}
+_KIND = grading.KIND
 _CHECK_ERRORS = ("CheckFailed", "AssertionError")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -80,15 +101,24 @@ class CellResult:
 
 @dataclass
 class Result:
-    """The grade of one submission: one :class:`CellResult` per graded test cell, and flags."""
+    """The grade of one submission: one :class:`CellResult` per graded test cell, the flags and
+    what raised each (``details``), and the learner's run (``executed``, for feedback)."""
 
     learner: str
     exercise: str
     path: Path
     cells: list[CellResult] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
-    errors: dict[int, str] = field(default_factory=dict)  # executed cell index → error
+    details: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)  # learner's run: cell index → error
     executed: nbformat.NotebookNode | None = None
+
+    def note(self, flag: str, detail: str) -> None:
+        """Raise ``flag`` and record why (each reason once)."""
+        self.flags.add(flag)
+        reasons = self.details.setdefault(flag, [])
+        if detail not in reasons:
+            reasons.append(detail)
 
     @property
     def total(self) -> float:
@@ -181,7 +211,7 @@ def rebuild(submission, solution, *, name: str = "solution"
             elif _normalise(mine.source) != _normalise(generated.source):
                 flags.add("tests_edited")
             graded.append((len(cells), gid, float(ex.nbgrader_meta(cell)["points"])))
-            add(cell, cell.source, "test")
+            add(cell, generated.source, "test")  # hidden tests never leave the grader
         else:
             add(cell, cell.source, "given")
         for extra in extras[key]:
@@ -190,72 +220,7 @@ def rebuild(submission, solution, *, name: str = "solution"
     return nb, graded, flags
 
 
-# ---------------------------------------------------------------------------- execution
-def _first_error(cell) -> str | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            name, value = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
-            return f"{name}: {value}" if value else name
-    return None
-
-
-def execute(nb, *, timeout: int, cwd: str | os.PathLike, env: dict | None = None
-            ) -> tuple[nbformat.NotebookNode, dict[int, str], set[str]]:
-    """Run every code cell of ``nb`` in a fresh kernel; return ``(executed, errors, flags)``.
-
-    ``errors`` maps a cell index to ``"Name: message"`` for each cell that raised (or could not
-    run). ``timeout`` (seconds) bounds the whole notebook, not one cell: on expiry the kernel is
-    killed, flag ``timeout``, and the remaining cells are reported as not run. If the kernel
-    dies, flag ``crashed`` and run the notebook again in a fresh kernel without that cell.
-    """
-    check_positive_int("timeout", timeout)
-    skip: set[int] = set()
-    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    while True:
-        run = copy.deepcopy(nb)
-        errors: dict[int, str] = {}
-        flags: set[str] = {"crashed"} if skip else set()
-        died_at = None
-        client = NotebookClient(run, timeout=timeout, allow_errors=True, kernel_name="python3",
-                                shutdown_kernel="immediate",
-                                resources={"metadata": {"path": str(cwd)}})
-        with client.setup_kernel(env=env):
-            start = time.monotonic()
-            for pos, i in enumerate(code_cells):
-                if i in skip:
-                    errors[i] = "DeadKernelError: the kernel died in this cell (skipped)"
-                    continue
-                remaining = timeout - (time.monotonic() - start)
-                try:
-                    if remaining <= 0:
-                        raise CellTimeoutError("no time left")
-                    client.timeout = max(1, math.ceil(remaining))
-                    client.execute_cell(run.cells[i], i)
-                except CellTimeoutError:
-                    flags.add("timeout")
-                    for j in code_cells[pos:]:
-                        errors[j] = (f"TimeoutError: the notebook ran past {timeout} s"
-                                     if j == i else "not run: the notebook timed out")
-                    break
-                except DeadKernelError:
-                    died_at = i
-                    break
-                error = _first_error(run.cells[i])
-                if error:
-                    errors[i] = error
-        if died_at is None or len(skip) >= len(code_cells):
-            return run, errors, flags
-        skip.add(died_at)
-
-
-def _kernel_env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("SSLKIT_PROFILE", "quick")
-    env.setdefault("SSLKIT_PROGRESS", "0")
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    return env
-
-
+# ---------------------------------------------------------------------------- grading
 def _read_submission(path: Path):
     try:
         nb = nbformat.read(path, as_version=4)
@@ -271,11 +236,37 @@ def learner_id(nb, path: Path) -> str:
     return learner.strip() if isinstance(learner, str) and learner.strip() else path.stem
 
 
+def _hideable(folder: Path) -> bool:
+    """A folder the sandbox may hide: it holds neither the library nor the Python running it."""
+    folder = folder.resolve()
+    keep = (Path(__file__).resolve().parent, Path(sys.prefix).resolve(),
+            Path(sys.executable).resolve())
+    return not any(folder == k or folder in k.parents for k in keep)
+
+
+def _readonly(solutions_dir, protected) -> list[str]:
+    folders = {Path.cwd(), Path(solutions_dir).resolve().parent, *map(Path, protected)}
+    return sorted(str(f.resolve()) for f in folders)
+
+
+def _error(run: CellRun | None) -> str | None:
+    if run is None or run.error is None:
+        return None
+    return f"{run.error[0]}: {run.error[1]}".strip().rstrip(":")
+
+
 def grade_submission(path: str | os.PathLike, solutions_dir: str | os.PathLike = "solutions",
-                     *, timeout: int = 120, learner: str | None = None,
-                     _solutions: dict | None = None) -> Result:
-    """Grade one submitted notebook; never raises for a bad submission (it is flagged)."""
+                     *, timeout: int = 120, learner: str | None = None, threads: int = 1,
+                     protected: tuple = (), _solutions: dict | None = None) -> Result:
+    """Grade one submitted notebook; never raises for a bad submission (it is flagged).
+
+    Two runs, each in a fresh process and folder (see the module docstring): the learner's
+    notebook for the flags and the feedback, then the grading run for the points. ``timeout``
+    bounds each run; ``protected`` adds folders (besides the solutions) the submission may not
+    read; ``threads`` is the number of CPU threads each run may use.
+    """
     check_positive_int("timeout", timeout)
+    check_positive_int("threads", threads)
     path = Path(path)
     nb = _read_submission(path)
     learner = learner or learner_id(nb, path)
@@ -292,25 +283,57 @@ def grade_submission(path: str | os.PathLike, solutions_dir: str | os.PathLike =
         except (OSError, ValueError) as err:
             raise ex.ExerciseError(f"{solution_path}: cannot read the solution: {err}") from None
     solution = cache[exercise]
+    policy = solution.metadata.get("sslkit", {}).get("reference_policy", "zero")
     to_run, graded, flags = rebuild(nb, solution, name=solution_path.name)
-    with tempfile.TemporaryDirectory(prefix="sslkit-grade-") as cwd:
-        executed, errors, run_flags = execute(to_run, timeout=timeout, cwd=cwd,
-                                              env=_kernel_env())
-    flags |= run_flags
-    test_cells = {i for i, _, _ in graded}
-    for i, error in errors.items():
-        if error.startswith("NotImplementedError"):
-            flags.add("unfinished")
-        elif i in test_cells or error.startswith(("not run", "TimeoutError")):
+    hidden = [str(Path(p).resolve()) for p in (solutions_dir, *protected) if _hideable(Path(p))]
+    plan = grading.plan(to_run, solution, graded, hidden)
+    readonly = _readonly(solutions_dir, protected)
+    mine = run_job({**plan.learner_job, "readonly": readonly}, timeout=timeout, threads=threads)
+    scored = run_job({**plan.grading_job, "readonly": readonly}, timeout=timeout,
+                     threads=threads)
+    result = Result(learner, exercise, path, flags=flags, executed=grading.executed(
+        to_run, mine, scored, [i for i, _, _ in graded]))
+    for flag, detail in plan.findings:
+        result.note(flag, detail)
+    for run in (mine, scored):
+        for f in run.flags:
+            result.note(f["flag"], f["detail"])
+        if run.timed_out:
+            result.note("timeout", f"a run went past {timeout} s: cells not run earn 0")
+        if run.died_in:
+            result.note("crashed", "the process died in cell(s) "
+                        + ", ".join(map(str, run.died_in)))
+    kinds = {i: c.metadata.get(_KIND) for i, c in enumerate(to_run.cells)}
+    for i, r in sorted(mine.cells.items()):
+        error = _error(r)
+        if error is None:
             continue
-        elif (to_run.cells[i].metadata.get(_KIND) == "given"
-              and error.split(":", 1)[0] in _CHECK_ERRORS):
-            flags.add("failed_check")
+        where = ex.grade_id(to_run.cells[i]) or f"cell {i}"
+        result.errors[i] = error
+        if r.error[0] == "NotImplementedError":
+            result.note("unfinished", f"{where}: {r.error[1]}")
+        elif kinds[i] == "test":
+            continue
+        elif kinds[i] == "given" and r.error[0] in _CHECK_ERRORS:
+            result.note("failed_check", f"{where}: {error}")
         else:
-            flags.add("crashed")
-    result = Result(learner, exercise, path, flags=flags, errors=errors, executed=executed)
+            result.note("crashed", f"{where}: {error}")
+    zero_all = "tampered" in result.flags or (policy == "zero"
+                                              and "reads_solution" in result.flags)
+    cheats = {gid for gid in plan.mirrors
+              if any(d.startswith((f"{gid} calls", f"{gid}, line"))
+                     for d in result.details.get("uses_reference", []))}
     for i, gid, points in graded:
-        error = errors.get(i)
+        r = scored.cells.get(i)
+        error = _error(r) if r is not None else (
+            "not run: the grading run timed out" if scored.timed_out else "not run")
+        if r is not None and r.error and r.error[0] == "NotImplementedError":
+            result.note("unfinished", f"{gid}: {r.error[1]}")
+        if error is None and zero_all:
+            error = "0 points: the submission is flagged " + ", ".join(
+                f for f in ("tampered", "reads_solution") if f in result.flags)
+        elif error is None and policy == "zero" and plan.answer_of_test.get(gid) in cheats:
+            error = f"0 points: {plan.answer_of_test[gid]} calls the library's own version"
         result.cells.append(CellResult(gid, 0.0 if error else points, points, error))
     return result
 
@@ -322,15 +345,23 @@ def find_submissions(folder: str | os.PathLike) -> list[Path]:
                   if p.is_file() and ".ipynb_checkpoints" not in p.parts)
 
 
+def _safe_name(learner: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", learner)
+
+
 def grade_folder(submissions: str | os.PathLike, solutions_dir: str | os.PathLike = "solutions",
-                 *, timeout: int = 120, executed_dir: str | os.PathLike | None = None,
-                 progress=None) -> list[Result]:
+                 *, timeout: int = 120, jobs: int = 1,
+                 executed_dir: str | os.PathLike | None = None,
+                 feedback_dir: str | os.PathLike | None = None, progress=None) -> list[Result]:
     """Grade every submission in a folder; one :class:`Result` per notebook, sorted by learner.
 
-    ``executed_dir``, if given, receives each executed notebook as ``<learner>.ipynb`` (for
-    feedback). ``progress`` is a stream for one line per submission (``None``: silent).
+    ``jobs`` submissions are graded at a time (each run gets ``cpu_count // jobs`` threads).
+    ``executed_dir`` receives each learner's run as ``<learner>.ipynb``, ``feedback_dir`` one
+    Markdown report per learner (:func:`feedback`). The submissions folder and these folders
+    are protected from every submission. ``progress`` is a stream for one line per submission.
     """
     check_positive_int("timeout", timeout)
+    check_positive_int("jobs", jobs)
     submissions = Path(submissions)
     if not submissions.is_dir():
         raise ValueError(f"submissions={str(submissions)!r} is invalid: not a folder")
@@ -341,23 +372,40 @@ def grade_folder(submissions: str | os.PathLike, solutions_dir: str | os.PathLik
     counts = defaultdict(int)
     for learner in ids:
         counts[learner] += 1
-    results, cache = [], {}
-    for path, learner in zip(paths, ids, strict=True):
+    protected = tuple(str(p) for p in (submissions, executed_dir, feedback_dir) if p is not None)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cache: dict = {}
+    for path in paths:  # read each solution once, before any thread starts
+        exercise = ex.exercise_id(_read_submission(path) or {}) or ""
+        solution = Path(solutions_dir) / f"{exercise}.ipynb"
+        if _SAFE_ID.match(exercise) and ".." not in exercise and solution.is_file():
+            cache.setdefault(exercise, ex.read_notebook(solution))
+
+    def one(item):
+        path, learner = item
         duplicate = counts[learner] > 1
         if duplicate:
             learner = path.relative_to(submissions).with_suffix("").as_posix()
         if progress is not None:
             print(f"grading {learner} ({path}) ...", file=progress, flush=True)
         result = grade_submission(path, solutions_dir, timeout=timeout, learner=learner,
-                                  _solutions=cache)
+                                  threads=threads, protected=protected, _solutions=cache)
         if duplicate:
-            result.flags.add("duplicate_learner")
+            result.note("duplicate_learner", f"also used by another submission than {path}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = sorted(pool.map(one, zip(paths, ids, strict=True)),
+                         key=lambda r: (r.learner, str(r.path)))
+    for result in results:
+        name = _safe_name(result.learner)
         if executed_dir is not None and result.executed is not None:
-            target = Path(executed_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', learner)}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(result.executed, target)
-        results.append(result)
-    return sorted(results, key=lambda r: (r.learner, str(r.path)))
+            Path(executed_dir).mkdir(parents=True, exist_ok=True)
+            nbformat.write(result.executed, Path(executed_dir) / f"{name}.ipynb")
+        if feedback_dir is not None:
+            Path(feedback_dir).mkdir(parents=True, exist_ok=True)
+            (Path(feedback_dir) / f"{name}.md").write_text(feedback(result), encoding="utf-8")
+    return results
 
 
 def write_csv(results: list[Result], path: str | os.PathLike) -> None:
@@ -371,6 +419,38 @@ def write_csv(results: list[Result], path: str | os.PathLike) -> None:
             writer.writerows(result.rows())
 
 
+def _first_line(text: str, width: int = 160) -> str:
+    return (text.strip().splitlines() or [""])[0][:width]
+
+
+def feedback(result: Result) -> str:
+    """A learner's report in Markdown: points per graded cell, flags and their causes, and the
+    output of every self-check that failed in the learner's run."""
+    lines = [f"# {result.exercise or 'unknown exercise'}: feedback for {result.learner}", "",
+             f"**Points: {_fmt(result.total)} / {_fmt(result.max_total)}**", ""]
+    if result.cells:
+        lines += ["| graded cell | points | result |", "|---|---|---|"]
+        for c in result.cells:
+            verdict = "passed" if c.error is None else _first_line(c.error).replace("|", "\\|")
+            lines.append(f"| `{c.cell}` | {_fmt(c.points)} / {_fmt(c.max_points)} | {verdict} |")
+        lines.append("")
+    for flag in result.flag_text().split(";") if result.flags else []:
+        lines.append(f"- **{flag}**: {FLAG_MEANING.get(flag, flag)}.")
+        lines += [f"  - {_first_line(d)}" for d in result.details.get(flag, [])[:10]]
+    nb = result.executed
+    failed = [i for i in sorted(result.errors) if nb is not None
+              and nb.cells[i].metadata.get(_KIND) in ("given", "answer", "added")]
+    if failed:
+        lines += ["", "## What failed when your notebook ran", ""]
+    for i in failed:
+        cell = nb.cells[i]
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        lines += [f"### Cell {i} ({ex.grade_id(cell) or cell.metadata.get(_KIND)})", "",
+                  "```", *(printed.strip().splitlines()[-40:]),
+                  result.errors[i], "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def format_summary(results: list[Result]) -> str:
     """Plain-text table: learner, exercise, total/max, flags, then each failed cell's error."""
     width = max([7, *(len(r.learner) for r in results)])
@@ -379,16 +459,11 @@ def format_summary(results: list[Result]) -> str:
         score = f"{_fmt(r.total)}/{_fmt(r.max_total)}"
         lines.append(f"{r.learner:<{width}}  {r.exercise or '-':<24} {score:>9}  "
                      f"{r.flag_text().replace(';', ', ')}")
-        graded = {c.cell for c in r.cells}
-        notes = []
-        if r.executed is not None:
-            for i, error in sorted(r.errors.items()):
-                gid = ex.grade_id(r.executed.cells[i])
-                if gid not in graded and not error.startswith("not run"):
-                    notes.append((gid or f"cell {i}", error))
+        notes = [(flag, d) for flag in r.flag_text().split(";") if r.flags
+                 for d in r.details.get(flag, [])[:3]]
         notes += [(c.cell, c.error) for c in r.cells if c.error]
         for where, error in notes:
-            lines.append(f"{'':<{width}}    {where}: {(error.splitlines() or [''])[0][:100]}")
+            lines.append(f"{'':<{width}}    {where}: {_first_line(error, 100)}")
     return "\n".join(lines)
 
 
@@ -400,19 +475,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--solutions", default="solutions", help="default: solutions/")
     parser.add_argument("--timeout", type=int, default=120,
-                        help="seconds allowed per notebook (default 120)")
+                        help="seconds allowed per run of a notebook (default 120)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="submissions graded at a time (default 1)")
+    parser.add_argument("--feedback", default=None,
+                        help="folder for one Markdown feedback report per learner")
     parser.add_argument("--executed", default=None,
-                        help="folder for the executed notebooks (optional, for feedback)")
+                        help="folder for each learner's executed notebook")
     args = parser.parse_args(argv)
     try:
         results = grade_folder(args.submissions, args.solutions, timeout=args.timeout,
-                               executed_dir=args.executed, progress=sys.stdout)
+                               jobs=args.jobs, executed_dir=args.executed,
+                               feedback_dir=args.feedback, progress=sys.stdout)
     except ValueError as err:
         parser.error(str(err))
     write_csv(results, args.out)
     print()
     print(format_summary(results))
-    print(f"\nwrote {args.out} ({len(results)} submission(s))")
+    print(f"\nsandbox: {sandbox()}; wrote {args.out} ({len(results)} submission(s))")
     return 0
 
 

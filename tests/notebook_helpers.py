@@ -41,7 +41,7 @@ def check_stored_executed(solution, name: str, points: dict) -> list:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
-    assert nb.metadata["sslkit"] == {"exercise": name}
+    assert nb.metadata["sslkit"]["exercise"] == name
     assert {exercises.grade_id(c): exercises.nbgrader_meta(c).get("points") for c in nb.cells
             if exercises.nbgrader_meta(c).get("grade")} == points
     return code
@@ -62,12 +62,14 @@ def text_of(cell) -> str:
 
 
 def run_grader(submissions, solutions, root, timeout: int):
-    """One ``python -m sslkit.grade`` run over ``submissions`` (CSV to ``root/grades.csv``,
-    executed copies to ``root/executed``); return ``(status, csv rows, printed summary)``."""
+    """One ``python -m sslkit.grade`` run over ``submissions``, two at a time (CSV to
+    ``root/grades.csv``, the learners' runs to ``root/executed``, feedback to ``root/feedback``);
+    return ``(status, csv rows, printed summary)``."""
     out, printed = root / "grades.csv", io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = grade.main([str(submissions), "--out", str(out), "--solutions", str(solutions),
-                             "--timeout", str(timeout), "--executed", str(root / "executed")])
+                             "--timeout", str(timeout), "--executed", str(root / "executed"),
+                             "--feedback", str(root / "feedback"), "--jobs", "2"])
     with out.open(newline="") as f:
         return status, list(csv.reader(f)), printed.getvalue()
 

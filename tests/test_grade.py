@@ -7,6 +7,7 @@ One synthetic exercise (``99_demo``: ``add`` worth 1 public + 2 hidden points, `
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import nbformat
@@ -20,7 +21,8 @@ ANSWER = {"solution": True, "grade": False, "locked": False, "schema_version": 3
           "task": False}
 TEST = {"grade": True, "solution": False, "locked": True, "schema_version": 3,
         "task": False}
-TIMEOUT = 8  # seconds per notebook: plenty for these cells, short for the looping one
+TIMEOUT = 8  # seconds of cells per run: plenty for these cells, short for the looping one
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cell(source, kind="code", **nbgrader):
@@ -45,7 +47,8 @@ def demo_solution():
              "    return add(x, x)\n    ### END SOLUTION", grade_id="double_solution", **ANSWER),
         cell("assert double(3) == 6", grade_id="double_tests", points=1, **TEST),
     ])
-    nb.metadata["sslkit"] = {"exercise": "99_demo"}
+    by_id(nb, "add_solution").metadata["sslkit"] = {"mirrors": ["operator.add"]}
+    nb.metadata["sslkit"] = {"exercise": "99_demo", "reference_policy": "zero"}
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     return nb
@@ -87,42 +90,55 @@ def exercise(course):
     return nbformat.read(course / "exercises" / "99_demo.ipynb", as_version=4)
 
 
+def _fingerprint(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+WRONG_ON_FLOATS = "def add(a, b):\n    return int(a) + int(b)"  # passes every check but isclose
+
+
 @pytest.fixture(scope="module")
 def graded(course, exercise):
     subs = course / "submitted"
     (subs / "late").mkdir(parents=True)
     (subs / ".ipynb_checkpoints").mkdir()
+    solution_file = course / "solutions" / "99_demo.ipynb"
+
+    def write(nb, name, learner=None):
+        if learner:
+            nb.metadata["sslkit"]["learner"] = learner
+        nbformat.write(nb, subs / name)
 
     # correct, under an arbitrary file name, with a helper cell the learner added
     alice = submission(exercise, add_solution="def add(a, b):\n    return _plus(a, b)",
                        double_solution=CORRECT_DOUBLE)
     add_cell_after(alice, "add_solution", "def _plus(a, b):\n    return a + b")
-    alice.metadata["sslkit"]["learner"] = "alice"
-    nbformat.write(alice, subs / "submission (1).ipynb")
+    write(alice, "submission (1).ipynb", "alice")
     nbformat.write(alice, subs / ".ipynb_checkpoints" / "alice-checkpoint.ipynb")
     # wrong: off by one for negative numbers (passes the public test, fails the hidden one)
-    nbformat.write(submission(exercise, add_solution="def add(a, b):\n    return a + b - (a < 0)",
-                              double_solution=CORRECT_DOUBLE), subs / "bob.ipynb")
-    # crashing: an added cell kills the kernel, and a non-test cell raises
+    write(submission(exercise, add_solution="def add(a, b):\n    return a + b - (a < 0)",
+                     double_solution=CORRECT_DOUBLE), "bob.ipynb")
+    # crashing: an added cell kills the process, and a non-test cell raises
     carol = submission(exercise, add_solution=CORRECT_ADD,
                        double_solution="raise ValueError('I give up')\n" + CORRECT_DOUBLE)
     add_cell_after(carol, "add_solution", "import os\nos._exit(1)")
-    nbformat.write(carol, subs / "carol.ipynb")
-    # tampered: wrong code, and both visible test parts replaced by `assert True`
-    nbformat.write(submission(exercise, add_solution="def add(a, b):\n    return a + b + 1",
-                              double_solution=CORRECT_DOUBLE, add_public="assert True",
-                              add_hidden="assert True"), subs / "dave.ipynb")
+    write(carol, "carol.ipynb")
+    # tests edited: wrong code, and both visible test parts replaced by `assert True`
+    write(submission(exercise, add_solution="def add(a, b):\n    return a + b + 1",
+                     double_solution=CORRECT_DOUBLE, add_public="assert True",
+                     add_hidden="assert True"), "dave.ipynb")
     # wrong everywhere: the notebook runs, but the given self-check of `add` fails
-    nbformat.write(submission(exercise, add_solution="def add(a, b):\n    return a - b",
-                              double_solution=CORRECT_DOUBLE), subs / "ivan.ipynb")
+    write(submission(exercise, add_solution="def add(a, b):\n    return a - b",
+                     double_solution=CORRECT_DOUBLE), "ivan.ipynb")
     # looping: the second answer never finishes
-    nbformat.write(submission(exercise, add_solution=CORRECT_ADD,
-                              double_solution="while True:\n    pass"), subs / "erin.ipynb")
+    write(submission(exercise, add_solution=CORRECT_ADD, double_solution="while True:\n    pass"),
+          "erin.ipynb")
     # deleted cells: the `double` answer and a test cell are gone (in a sub-folder)
     frank = submission(exercise, add_solution=CORRECT_ADD)
     frank.cells = [c for c in frank.cells
                    if exercises.grade_id(c) not in ("double_solution", "add_hidden")]
-    nbformat.write(frank, subs / "late" / "frank.ipynb")
+    write(frank, "late/frank.ipynb")
     # not a notebook, no exercise metadata, an exercise that does not exist
     (subs / "broken.ipynb").write_text("{ this is not json")
     nometa = copy.deepcopy(exercise)
@@ -132,7 +148,52 @@ def graded(course, exercise):
     sneaky.metadata["sslkit"]["exercise"] = "../solutions/99_demo"
     nbformat.write(sneaky, subs / "hank.ipynb")
 
-    return (*run_grader(subs, course / "solutions", course, timeout=TIMEOUT), course)
+    # --- cheats and tampering (graded before the honest ones: their file names sort first)
+    # rewrites the solution without its hidden tests, and appends to a file of the repository
+    mallory = submission(exercise, add_solution=CORRECT_ADD, double_solution=CORRECT_DOUBLE)
+    add_cell_after(mallory, "add_solution", (
+        "import json\n"
+        f"path = {str(solution_file)!r}\n"
+        "try:\n"
+        "    nb = json.load(open(path))\n"
+        "except OSError:\n"
+        "    nb = {}\n"
+        "open(path, 'w').write(json.dumps(nb).replace('HIDDEN', ''))\n"
+        f"open({str(REPO / 'README.md')!r}, 'a').write('graded')"))
+    write(mallory, "a1_mallory.ipynb", "mallory")
+    # makes an assertion helper a no-op (in an added cell; a wrong answer on floats)
+    oscar = submission(exercise, add_solution=WRONG_ON_FLOATS, double_solution=CORRECT_DOUBLE)
+    add_cell_after(oscar, "add_solution", "math.isclose = lambda *args, **kwargs: True")
+    write(oscar, "a2_oscar.ipynb", "oscar")
+    # the same patch where the code reader cannot see it: through vars(), inside the answer
+    write(submission(exercise, add_solution=(
+        "def add(a, b):\n    vars(math)['isclose'] = lambda *args, **kwargs: True\n"
+        "    return int(a) + int(b)"), double_solution=CORRECT_DOUBLE), "a3_olga.ipynb", "olga")
+    # wraps every later cell in try/except through IPython's input transformers
+    trudy = submission(exercise, add_solution=WRONG_ON_FLOATS, double_solution=CORRECT_DOUBLE)
+    add_cell_after(trudy, "add_solution", (
+        "def swallow(lines):\n"
+        "    return ['try:\\n', *('    ' + line for line in lines), '\\nexcept Exception:\\n',"
+        " '    pass\\n']\n"
+        "get_ipython().input_transformers_post.append(swallow)"))
+    write(trudy, "a4_trudy.ipynb", "trudy")
+    # calls the library's own version of `add`, openly and through vars()
+    write(submission(exercise, add_solution="import operator\n\n\ndef add(a, b):\n"
+                     "    return operator.add(a, b)", double_solution=CORRECT_DOUBLE),
+          "a5_rita.ipynb", "rita")
+    write(submission(exercise, add_solution="import operator\n\n\ndef add(a, b):\n"
+                     "    return [f for n, f in vars(operator).items() if n == 'add'][0](a, b)",
+                     double_solution=CORRECT_DOUBLE), "a6_ruth.ipynb", "ruth")
+    # reads the solution from disk
+    sam = submission(exercise, add_solution=CORRECT_ADD, double_solution=CORRECT_DOUBLE)
+    add_cell_after(sam, "add_solution", f"text = open({str(solution_file)!r}).read()")
+    write(sam, "a7_sam.ipynb", "sam")
+
+    before, readme = _fingerprint(course / "solutions"), (REPO / "README.md").read_bytes()
+    out = run_grader(subs, course / "solutions", course, timeout=TIMEOUT)
+    assert _fingerprint(course / "solutions") == before, "grading changed the solutions"
+    assert (REPO / "README.md").read_bytes() == readme, "grading changed the repository"
+    return (*out, course)
 
 
 def test_grading_the_mixed_folder_writes_the_right_points_and_flags(graded):
@@ -147,9 +208,10 @@ def test_grading_the_mixed_folder_writes_the_right_points_and_flags(graded):
         ["bob", "99_demo", "add_hidden", "0", "2", ""],
         ["bob", "99_demo", "double_tests", "1", "1", ""],
         ["broken", "", "", "0", "0", "unreadable"],
+        # the grading run keeps only definitions: carol's `double` is defined and right
         ["carol", "99_demo", "add_public", "1", "1", "crashed"],
         ["carol", "99_demo", "add_hidden", "2", "2", "crashed"],
-        ["carol", "99_demo", "double_tests", "0", "1", "crashed"],
+        ["carol", "99_demo", "double_tests", "1", "1", "crashed"],
         ["dave", "99_demo", "add_public", "0", "1", "tests_edited;failed_check"],
         ["dave", "99_demo", "add_hidden", "0", "2", "tests_edited;failed_check"],
         ["dave", "99_demo", "double_tests", "0", "1", "tests_edited;failed_check"],
@@ -164,6 +226,15 @@ def test_grading_the_mixed_folder_writes_the_right_points_and_flags(graded):
         ["frank", "99_demo", "add_public", "1", "1", "cells_deleted;unfinished"],
         ["frank", "99_demo", "add_hidden", "2", "2", "cells_deleted;unfinished"],
         ["frank", "99_demo", "double_tests", "0", "1", "cells_deleted;unfinished"],
+        *(["mallory", "99_demo", gid, "0", pts, "crashed;reads_solution;tampered"]
+          for gid, pts in (("add_public", "1"), ("add_hidden", "2"), ("double_tests", "1"))),
+        *([who, "99_demo", gid, "0", pts, "tampered"] for who in ("oscar", "olga", "trudy")
+          for gid, pts in (("add_public", "1"), ("add_hidden", "2"), ("double_tests", "1"))),
+        *([who, "99_demo", gid, earned, pts, "uses_reference"] for who in ("rita", "ruth")
+          for gid, earned, pts in (("add_public", "0", "1"), ("add_hidden", "0", "2"),
+                                   ("double_tests", "1", "1"))),
+        *(["sam", "99_demo", gid, "0", pts, "crashed;reads_solution"]
+          for gid, pts in (("add_public", "1"), ("add_hidden", "2"), ("double_tests", "1"))),
     ]
     assert sorted(rows[1:]) == sorted(expected)
 
@@ -174,25 +245,60 @@ def test_the_summary_gives_totals_flags_and_reasons(graded):
     row = {line.split()[0]: line for line in lines if line and not line.startswith(" ")}
     assert row["alice"].split()[2] == "4/4"
     assert row["bob"].split()[2] == "2/4"
-    assert row["carol"].split()[2:] == ["3/4", "crashed"]
+    assert row["carol"].split()[2:] == ["4/4", "crashed"]
     assert row["dave"].split()[2:] == ["0/4", "tests_edited,", "failed_check"]
     assert row["ivan"].split()[2:] == ["0/4", "failed_check"]   # not "crashed": it runs
     assert row["erin"].split()[2:] == ["3/4", "timeout"]
     assert row["frank"].split()[2:] == ["3/4", "cells_deleted,", "unfinished"]
-    assert "DeadKernelError: the kernel died in this cell" in printed
+    assert row["rita"].split()[2:] == ["1/4", "uses_reference"]
+    assert "the process died in cell(s)" in printed
     assert "ValueError: I give up" in printed
-    assert f"TimeoutError: the notebook ran past {TIMEOUT} s" in printed
+    assert f"a run went past {TIMEOUT} s" in printed
     assert "double_tests: NotImplementedError: use add" in printed
-    assert "wrote" in lines[-1] and "10 submission(s)" in lines[-1]
+    assert "add_solution, line 5: calls operator.add" in printed       # rita, read in the code
+    assert "add_solution calls operator.add" in printed                # ruth, seen at run time
+    assert "assigns to math.isclose, an attribute of an imported module" in printed  # oscar
+    assert "changed math.isclose" in printed                           # olga, at run time
+    assert ".input_transformers_post rewrites later cells" in printed  # trudy
+    assert "writes " in printed and "99_demo.ipynb" in printed         # mallory
+    assert "sandbox:" in lines[-1] and "17 submission(s)" in lines[-1]
 
 
-def test_executed_notebooks_are_kept_for_feedback(graded):
+def test_feedback_reports_points_flags_and_failed_checks(graded):
+    course = graded[3]
+    ivan = (course / "feedback" / "ivan.md").read_text()
+    assert "**Points: 0 / 4**" in ivan
+    assert "| `add_hidden` | 0 / 2 |" in ivan
+    assert "**failed_check**" in ivan and "public self-check of add" in ivan
+    alice = (course / "feedback" / "alice.md").read_text()
+    assert "**Points: 4 / 4**" in alice and "| `add_hidden` | 2 / 2 | passed |" in alice
+    assert "failed" not in alice.split("|---|---|---|")[1]
+    assert not (course / "feedback" / "alice-checkpoint.md").exists()
+
+
+def test_hidden_tests_never_reach_the_learners_run(graded):
     course = graded[3]
     executed = nbformat.read(course / "executed" / "dave.ipynb", as_version=4)
-    hidden = by_id(executed, "add_hidden")
-    assert "assert add(-3, 3) == 0" in hidden.source  # the solution's test ran, not "assert True"
-    assert any(o.output_type == "error" for o in hidden.outputs)
-    assert not (course / "executed" / "alice-checkpoint.ipynb").exists()
+    sources = "\n".join(c.source for c in executed.cells)
+    assert "assert add(-3, 3) == 0" not in sources and "HIDDEN" not in sources
+    public = by_id(executed, "add_public")
+    assert public.source == "assert add(1, 2) == 3"  # the exercise's, not dave's `assert True`
+    assert any(o.output_type == "error" for o in public.outputs)
+
+
+def test_the_reference_policy_can_flag_without_taking_points(course, tmp_path):
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    nb = nbformat.read(course / "solutions" / "99_demo.ipynb", as_version=4)
+    nb.metadata["sslkit"]["reference_policy"] = "flag"
+    nbformat.write(nb, solutions / "99_demo.ipynb")
+    exercise = exercises.generate_notebook(nb)
+    (tmp_path / "subs").mkdir()
+    nbformat.write(submission(exercise, add_solution="import operator\n\n\ndef add(a, b):\n"
+                              "    return operator.add(a, b)", double_solution=CORRECT_DOUBLE),
+                   tmp_path / "subs" / "rita.ipynb")
+    [result] = grade.grade_folder(tmp_path / "subs", solutions, timeout=TIMEOUT)
+    assert (result.total, result.flag_text()) == (4, "uses_reference")
 
 
 # ---------------------------------------------------------------------------- without a kernel
@@ -201,7 +307,8 @@ def solution(course):
     return exercises.read_notebook(course / "solutions" / "99_demo.ipynb")
 
 
-def test_rebuild_takes_answers_from_the_learner_and_tests_from_the_solution(exercise, solution):
+def test_rebuild_takes_answers_from_the_learner_and_public_tests_from_the_exercise(exercise,
+                                                                                   solution):
     mine = submission(exercise, add_solution=CORRECT_ADD, add_public="assert True")
     add_cell_after(mine, "add_solution", "HELPER = 1")
     nb, graded_cells, flags = grade.rebuild(mine, solution)
@@ -209,7 +316,7 @@ def test_rebuild_takes_answers_from_the_learner_and_tests_from_the_solution(exer
     sources = [c.source for c in nb.cells]
     assert sources[2] == CORRECT_ADD and sources[3] == "HELPER = 1"
     assert by_id(nb, "add_public").source == "assert add(1, 2) == 3"
-    assert "### BEGIN HIDDEN TESTS" in by_id(nb, "add_hidden").source
+    assert by_id(nb, "add_hidden").source == "assert add(2, 2) == 4"  # no hidden part
     assert [(gid, pts) for _, gid, pts in graded_cells] == [
         ("add_public", 1.0), ("add_hidden", 2.0), ("double_tests", 1.0)]
     assert all(nb.cells[i].metadata["nbgrader"]["grade_id"] == gid for i, gid, _ in graded_cells)
