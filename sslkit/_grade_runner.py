@@ -159,6 +159,7 @@ def _wrap_mirrors(mirrors: list[list[str]], note) -> None:
                     if _learner_on_stack((filename,)):
                         note("uses_reference", f"{gid} calls {qualname}", gid=gid)
                 return original(*args, **kwargs)
+            del mirrored.__wrapped__  # no way back to the unwatched original
             return mirrored
 
         wrapper = make(original)

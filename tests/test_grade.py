@@ -377,3 +377,30 @@ def test_missing_folders_are_rejected(course, tmp_path, capsys):
         grade.main([str(tmp_path), "--out", str(tmp_path / "g.csv"), "--timeout", "0",
                     "--solutions", str(course / "solutions")])
     assert info.value.code == 2 and "timeout=0" in capsys.readouterr().err
+
+
+def test_a_real_exercise_flags_the_librarys_own_loss(tmp_path):
+    """Exercise 03 as a learner would cheat it: `nt_xent` handed to `losses.nt_xent`, directly
+    and through a helper cell; the solution's own answer is the control."""
+    solution = exercises.read_notebook(REPO / "solutions" / "03_contrastive_simclr.ipynb")
+    exercise = nbformat.read(REPO / "exercises" / "03_contrastive_simclr.ipynb", as_version=4)
+    answer = by_id(solution, "nt_xent_solution").source
+    (tmp_path / "subs").mkdir()
+    nbformat.write(submission(exercise, nt_xent_solution=answer), tmp_path / "subs" / "ok.ipynb")
+    direct = ("def nt_xent(z1, z2, temperature=0.5):\n"
+              "    return losses.nt_xent(z1, z2, temperature)")
+    nbformat.write(submission(exercise, nt_xent_solution=direct), tmp_path / "subs" / "a.ipynb")
+    hidden = submission(exercise, nt_xent_solution=(
+        "def nt_xent(z1, z2, temperature=0.5):\n    return _loss(z1, z2, temperature)"))
+    add_cell_after(hidden, "nt_xent_solution", "_loss = getattr(losses, 'nt' + '_xent')")
+    nbformat.write(hidden, tmp_path / "subs" / "b.ipynb")
+    results = {r.learner: r for r in grade.grade_folder(tmp_path / "subs", REPO / "solutions",
+                                                        timeout=120, jobs=2)}
+    assert (results["ok"].total, results["ok"].flag_text()) == (4, "")
+    assert (results["a"].total, results["a"].flag_text()) == (0, "uses_reference")
+    assert "nt_xent_solution, line 2: calls sslkit.losses.nt_xent" in results["a"].details[
+        "uses_reference"]
+    # a name built at run time escapes the code reader; the call is still seen when it runs
+    assert results["b"].total == 0 and "uses_reference" in results["b"].flags
+    assert "nt_xent_solution calls sslkit.losses.nt_xent" in results["b"].details[
+        "uses_reference"]
