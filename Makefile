@@ -14,7 +14,7 @@ export SSLKIT_CACHE ?= $(CURDIR)/build/cache
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,nbgrader]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,9 +28,20 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-lab: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab rooted at the repository (notebooks/, exercises/, solutions/ and the lectures'
+# ../exercises/ links all inside it), as any user (--allow-root only for root), with the git
+# filter that keeps an opened lecture clean (tools/nbnormalize.py, CONTRIBUTING.md). LAB_ARGS
+# passes more options, e.g. make lab LAB_ARGS="--no-browser --port 8899".
+LAB_STAMP := $(VENV)/.lab-installed
+$(LAB_STAMP): $(STAMP)
+	$(PY) -c "import jupyterlab" 2>/dev/null || \
+		$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	-git rev-parse --git-dir >/dev/null 2>&1 && $(PY) tools/nbnormalize.py --install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 clean:
 	rm -rf build

@@ -2,8 +2,9 @@
 
 Each lecture notebook in ``notebooks/`` is executed top to bottom in a fresh kernel (nbclient)
 in the ``quick`` profile (unless ``SSLKIT_PROFILE`` says otherwise). For each notebook the runner
-saves the executed copy and an HTML export under ``build/``, collects the numbers the notebook
-recorded with :func:`sslkit.report.record` and its wall time into ``build/results.json``::
+saves the executed copy and an HTML export under ``build/`` (it works offline: widgets show
+their static fallback), collects the numbers the notebook recorded with
+:func:`sslkit.report.record` and its wall time into ``build/results.json``::
 
     {"00_tour_and_protocol": {"seconds": 71.2, "status": "ok", "metrics": {...}}, ...}
 
@@ -14,6 +15,7 @@ cell and exits with status 1 at the end.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -71,11 +73,23 @@ def run_notebook(path: Path, out_dir: Path, *, timeout: int = 600, profile: str 
     return result
 
 
-def _export_html(nb, target: Path) -> None:
-    from nbconvert import HTMLExporter
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
+
+def _export_html(nb, target: Path) -> None:
+    """Export ``nb`` as a page that works offline: each widget output shows its static fallback
+    (a panel's ``text/html``: figure, numbers and the run-the-cells hint) instead of a
+    placeholder that loads the widget renderer from a CDN; the saved widget state is dropped."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    default = HTMLExporter().default_config.NbConvertBase.display_data_priority
+    priority = [m for m in default if m != _WIDGET_VIEW]
+    exporter = HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)  # no widget state: the page loads no script from a CDN
     target.parent.mkdir(parents=True, exist_ok=True)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
 
 

@@ -271,3 +271,27 @@ def test_the_package_re_exports_the_framework_and_every_exercise_check():
                  "knn_classify", "e_step"):
         assert name in checks.__all__ and callable(getattr(checks, name))
     assert checks.CheckFailed is importlib.import_module("sslkit.checks._core").CheckFailed
+
+
+def test_a_stub_shows_a_short_message_in_ipython_and_stays_a_not_implemented_error():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("import sslkit.checks as checks\n"
+                       "def my_softmax(logits):\n"
+                       "    raise NotImplementedError('subtract the row maximum')\n")
+        with capture_output() as captured:
+            result = shell.run_cell("checks.softmax(my_softmax)")
+    finally:
+        InteractiveShell.clear_instance()
+    err = result.error_in_exec
+    assert type(err) is NotImplementedError  # the grader detects unfinished work by this name
+    assert str(err) == "softmax: not implemented yet: subtract the row maximum"
+    shown = [line for line in captured.stdout.splitlines() if line.strip()]
+    tb = shown[shown.index("  ✗ random logits (4, 10): not implemented yet") + 1:]
+    assert len(tb) <= 4, tb  # not the ~40 lines of library frames
+    assert "NotImplementedError" in tb[0] and "subtract the row maximum" in tb[0]
+    assert "`my_softmax` (line 3 of its cell)" in tb[1]
+    assert not any("_core.py" in line or "Traceback" in line for line in tb)

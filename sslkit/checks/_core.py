@@ -250,6 +250,25 @@ def check_gradient_flow(name: str, fn: Callable, *inputs, wrt: Iterable[int] | N
 
 
 # ---------------------------------------------------------------------------- the runner
+def _not_implemented(title: str, err: NotImplementedError) -> NotImplementedError:
+    """A plain ``NotImplementedError`` (the grader and ``pytest.raises`` see that type) whose
+    traceback in IPython is three lines, not the library's frames: IPython prints what an
+    exception's ``_render_traceback_()`` returns instead of the traceback."""
+    detail = str(err) or "your function still raises NotImplementedError"
+    short = NotImplementedError(f"{title}: not implemented yet: {detail}")
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:  # the frame that raised: the learner's stub
+        tb = tb.tb_next
+    where = (f"`{tb.tb_frame.f_code.co_name}` (line {tb.tb_lineno} of its cell)" if tb is not None
+             else "your function")
+    lines = [f"\x1b[0;31mNotImplementedError\x1b[0m: {short}",
+             f"Your code is not written yet: {where} still raises NotImplementedError.",
+             "Replace that `raise NotImplementedError(...)` line with your code, run its cell, "
+             "then run this check again."]
+    short._render_traceback_ = lambda: lines
+    return short
+
+
 def run_checks(title: str, cases) -> None:
     """Run named cases in order, one printed line each, then ``"<title>: N public checks passed."``.
 
@@ -257,7 +276,8 @@ def run_checks(title: str, cases) -> None:
     ``"batch of 1 (1, 7)"``, to a function of no argument that raises on a difference
     (:class:`CheckFailed` or any ``AssertionError``). The first failure raises
     :class:`CheckFailed` naming the case and the difference; a ``NotImplementedError`` from the
-    learner's code is re-raised as ``NotImplementedError("<title>: not implemented yet: ...")``;
+    learner's code is re-raised as ``NotImplementedError("<title>: not implemented yet: ...")``
+    whose IPython traceback is a three-line message (where the stub is, what to do);
     any other exception becomes :class:`CheckFailed` naming its type (chained to the original).
     """
     items = list(cases.items()) if isinstance(cases, Mapping) else list(cases)
@@ -269,8 +289,7 @@ def run_checks(title: str, cases) -> None:
             case()
         except NotImplementedError as err:
             print(f"  ✗ {name}: not implemented yet")
-            detail = str(err) or "your function still raises NotImplementedError"
-            raise NotImplementedError(f"{title}: not implemented yet: {detail}") from None
+            raise _not_implemented(title, err) from None
         except AssertionError as err:
             print(f"  ✗ {name}")
             raise CheckFailed(f"{title}: check {i}/{n} '{name}' failed: {err}") from None
