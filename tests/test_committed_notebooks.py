@@ -44,14 +44,8 @@ def _section(name: str) -> re.Pattern:
     return re.compile(rf"^(#+\s*(\d+\.\s*)?|\*\*){name}", re.IGNORECASE | re.MULTILINE)
 
 
-# The header's time estimate: a "Time" label followed, in the same paragraph, by minutes.
-_TIME_ESTIMATE = re.compile(r"^\*\*time\b[^\n]*(\n[^\n]+)*?\d+\s*min", re.IGNORECASE | re.MULTILINE)
-
-
 def test_the_template_patterns_reject_words_in_passing():
     assert not _section("summary").search("we call this summary statistics")
-    assert not _TIME_ESTIMATE.search("**Time**: one at a time.\n\nIt takes 5 minutes.")
-    assert _TIME_ESTIMATE.search("**Time.** quick profile:\n~1 min on 2 CPU cores")
     assert _section("summary").search("text\n## Summary\n") and _section("pitfalls").search(
         "**Pitfalls**: none")
 
@@ -63,8 +57,7 @@ def test_lectures_follow_the_template(path):
     header, text = cells[0], "\n".join(cells)
     for part in ("learning objectives", "prerequisites"):
         assert _section(part).search(header), f"{path.name}: its header lacks '{part}'"
-    assert _TIME_ESTIMATE.search(header), (
-        f"{path.name}: its header gives no time estimate in minutes ('**Time**: ... N minutes')")
+    # the time estimates: the header's lab plan table, checked in tests/test_lecture_text.py
     for part in ("summary", "pitfalls", "further reading", "exercise"):
         assert _section(part).search(text), f"{path.name} lacks its '{part}' section"
     assert "you should see" in text.lower(), f"{path.name} never says what you should see"
