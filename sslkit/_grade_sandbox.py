@@ -69,16 +69,21 @@ def _unshare_prefix() -> list[str]:
             "--kill-child"]
 
 
-def _command(protected: list[str], readonly: list[str]) -> list[str]:
+def _command(protected: list[str], readonly: list[str], workdir: str) -> list[str]:
     runner = [sys.executable, "-m", "sslkit._grade_runner"]
     if sandbox() == "none":
         return runner
-    steps = [f"mount -t tmpfs -o size=1m none {shlex.quote(p)}" for p in protected
-             if os.path.isdir(p)]
-    for path in readonly:
-        if os.path.isdir(path):
+
+    def holds_workdir(path):  # never hide or freeze the folder the process works in
+        return os.path.commonpath([os.path.realpath(path), workdir]) == os.path.realpath(path)
+
+    steps = []
+    for path in readonly:  # first: a bind mount made later would uncover the hidden folders
+        if os.path.isdir(path) and not holds_workdir(path):
             q = shlex.quote(path)
             steps.append(f"mount --bind {q} {q} && mount -o remount,bind,ro {q}")
+    steps += [f"mount -t tmpfs -o size=1m none {shlex.quote(p)}" for p in protected
+              if os.path.isdir(p) and not holds_workdir(p)]
     script = " && ".join([*steps, "exec " + shlex.join(runner)])
     return [*_unshare_prefix(), "sh", "-c", script]
 
@@ -107,7 +112,7 @@ def _run_once(cells: list[dict], job: dict, budget: list[float], workdir: str, t
     reported it was ready is taken off it."""
     read_fd, write_fd = os.pipe()
     os.set_inheritable(write_fd, True)
-    command = _command(job.get("protected", []), job.get("readonly", []))
+    command = _command(job.get("protected", []), job.get("readonly", []), workdir)
     env = {**_environment(workdir, threads), "SSLKIT_GRADE_FD": str(write_fd)}
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=workdir, start_new_session=True,

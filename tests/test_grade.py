@@ -7,6 +7,7 @@ One synthetic exercise (``99_demo``: ``add`` worth 1 public + 2 hidden points, `
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from notebook_helpers import run_grader
 
 from sslkit import exercises, grade
+from sslkit._grade_sandbox import run_job, sandbox
 
 ANSWER = {"solution": True, "grade": False, "locked": False, "schema_version": 3,
           "task": False}
@@ -404,3 +406,23 @@ def test_a_real_exercise_flags_the_librarys_own_loss(tmp_path):
     assert results["b"].total == 0 and "uses_reference" in results["b"].flags
     assert "nt_xent_solution calls sslkit.losses.nt_xent" in results["b"].details[
         "uses_reference"]
+
+
+def test_the_os_sandbox_hides_freezes_and_cuts_the_network(tmp_path):
+    """Where `unshare` works, even code the audit hook trusts (a given cell) sees the protected
+    folder empty, cannot write to the read-only ones, and has no network."""
+    if sandbox() == "none":
+        pytest.skip("no unprivileged user namespaces on this machine")
+    secret = tmp_path / "solutions"
+    secret.mkdir()
+    (secret / "01.ipynb").write_text("{}")
+    probe = (f"import os, socket\nprint(os.listdir({str(secret)!r}))\n"
+             "try:\n    socket.create_connection(('127.0.0.1', 9), timeout=5)\n"
+             "except OSError as err:\n    print(err.errno)\n"
+             f"open({str(tmp_path / 'written')!r}, 'w')")
+    result = run_job({"cells": [{"index": 0, "kind": "given", "source": probe}],
+                      "protected": [str(secret)], "readonly": [str(tmp_path)]}, timeout=60)
+    printed, error = result.cells[0].stdout.split(), result.cells[0].error
+    assert printed == ["[]", str(errno.ENETUNREACH)], printed
+    assert error is not None and "Read-only file system" in error[1], error
+    assert not (tmp_path / "written").exists() and (secret / "01.ipynb").exists()
