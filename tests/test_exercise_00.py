@@ -276,7 +276,7 @@ def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
     # the toy example, both public checks, both graded cells and the final plot
     assert len(errors) == 6, errors
     assert [e.split(":")[0] for e in checked] == ["knn_classify", "label_efficiency"]
-    assert checked[0].startswith("knn_classify: not implemented yet: normalise the rows")
+    assert checked[0].startswith("knn_classify: not implemented yet: let the k most similar")
 
 
 def test_the_solution_passes_every_public_and_hidden_test(tmp_path):

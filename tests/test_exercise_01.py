@@ -315,7 +315,7 @@ def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
     # the 1-d example, three public checks, three graded cells, "your EM" and the final plot
     assert len(errors) == 9, errors
     assert [e.split(":")[0] for e in checked] == ["e_step", "m_step", "pretrain_then_erm"]
-    assert checked[0].startswith("e_step: not implemented yet: compute the log-joint")
+    assert checked[0].startswith("e_step: not implemented yet: compute the responsibilities")
     assert by_id(nb, "payoff_answer").source == "YOUR ANSWER HERE"
 
 
