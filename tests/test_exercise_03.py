@@ -5,7 +5,8 @@
   left in, no normalisation, no temperature or a multiplied one, one direction only, negatives
   from the other view only, an overflowing ``exp``), naming the case and the mistake;
 * the generated exercise, executed unsolved, raises only ``NotImplementedError``; the solution
-  executes without error (public and hidden tests pass) and is stored executed, in order;
+  executes without error (public and hidden tests pass, and Part D's SimCLR run with the
+  answer's loss matches the run with the library's) and is stored executed, in order;
 * one ``sslkit.grade`` run on submissions built from the exercise gives full points to the
   correct answers and none to the wrong ones.
 
@@ -180,8 +181,9 @@ def test_a_value_no_mistake_explains_gets_the_general_hint():
 # ---------------------------------------------------------------------------- the notebooks
 def test_the_unsolved_exercise_raises_only_not_implemented_error(tmp_path):
     nb, errors, checked = EX.run_unsolved(tmp_path)
-    # the hand-computed example, the public check, the graded cell and Part B's table
-    assert len(errors) == 4, errors
+    # the hand-computed example, the public check, the graded cell, Part B's table and Part D's
+    # training run with the learner's loss
+    assert len(errors) == 5, errors
     assert checked[0].startswith("nt_xent: not implemented yet: the (2B, 2B) cosine "
                                  "similarities")
     assert by_id(nb, "temperature_answer").source == "YOUR ANSWER HERE"
@@ -191,7 +193,8 @@ def test_the_solution_passes_every_public_and_hidden_test(tmp_path):
     _, outputs = EX.run_solution(tmp_path)
     for line in (passed(checks.nt_xent),
                  "by hand: 0.2395 | yours: 0.2395 | library: 0.2395",
-                 "collapsed                   2.708    2.708    2.708    2.708    2.708"):
+                 "collapsed                   2.708    2.708    2.708    2.708    2.708",
+                 "(they agree)"):      # Part D: SimCLR trained with the answer and the library
         assert line in outputs, line
 
 

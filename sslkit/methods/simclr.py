@@ -12,6 +12,8 @@ keep and probe. :func:`contrastive_logs` is shared with :mod:`.moco` and :mod:`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,7 +59,7 @@ class SimCLR(Method):
 
         images (B, 3, H, W) → two views (B, 3, S, S) each → concatenated (2B, 3, S, S)
         → backbone f → h (2B, feature_dim) → projector g → z (2B, proj_dim) → z1, z2 (B, proj_dim)
-        → losses.nt_xent(z1, z2, τ)
+        → losses.nt_xent(z1, z2, τ)   (or ``loss_fn(z1, z2, τ)`` if one is given)
 
     Both views go through the encoder in one batch, so BatchNorm sees both (as SimCLR's global
     BN across devices does). The defaults, τ = 0.2 and a 512 → 128 projector, suit small images at
@@ -72,6 +74,11 @@ class SimCLR(Method):
         temperature: τ > 0 of NT-Xent.
         recipe: the view distribution (``None``: ``views.simclr_recipe(S, colour="strong")`` at
             the images' size ``S``).
+        loss_fn: the loss, called as ``loss_fn(z1, z2, temperature)`` on the two views'
+            projections ``(B, proj_dim)`` each and returning a scalar tensor (``None``:
+            :func:`sslkit.losses.nt_xent`). Lets a learner train with their own NT-Xent
+            (exercise 03); it is named in ``hparams``, so a different function is a different
+            cache entry.
 
     Logs: ``pos_sim``, ``neg_sim``, ``top1`` (see :func:`contrastive_logs`).
 
@@ -82,16 +89,21 @@ class SimCLR(Method):
     """
 
     def __init__(self, backbone: nn.Module, proj_hidden: int = 512, proj_dim: int = 128,
-                 temperature: float = 0.2, recipe: views.Recipe | None = None):
+                 temperature: float = 0.2, recipe: views.Recipe | None = None,
+                 loss_fn: Callable[..., torch.Tensor] | None = None):
         super().__init__(backbone)
         check_positive_int("proj_hidden", proj_hidden)
         check_positive_int("proj_dim", proj_dim)
         check_temperature(temperature)
         views.check_recipe(recipe)
+        if loss_fn is not None and not callable(loss_fn):
+            raise ValueError(f"loss_fn={loss_fn!r} is invalid: expected a function "
+                             "loss_fn(z1, z2, temperature) -> scalar tensor, or None")
         self.projector = make_projector(backbone.feature_dim, proj_hidden, proj_dim)
         self.temperature, self.recipe = temperature, recipe
+        self.loss_fn = loss_fn
         self.hparams = dict(proj_hidden=proj_hidden, proj_dim=proj_dim, temperature=temperature,
-                            recipe=repr(recipe))
+                            recipe=repr(recipe), loss_fn=_function_name(loss_fn))
 
     def _recipe(self, images: torch.Tensor) -> views.Recipe:
         return self.recipe or views.simclr_recipe(images.shape[-1], colour="strong")
@@ -105,5 +117,12 @@ class SimCLR(Method):
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """NT-Xent of the two views' projections; ``labels`` are ignored."""
         z1, z2 = self.project_views(images)
-        loss = losses.nt_xent(z1, z2, self.temperature)
+        loss = (self.loss_fn or losses.nt_xent)(z1, z2, self.temperature)
         return loss, contrastive_logs(z1, z2)
+
+
+def _function_name(fn) -> str:
+    # ``None`` (the library's NT-Xent) keeps the name "None", like ``recipe``.
+    if fn is None:
+        return "None"
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"

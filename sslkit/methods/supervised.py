@@ -1,8 +1,11 @@
 """Supervised training from scratch: the baseline every self-supervised method must beat.
 
-It sees only the ``n`` labelled images a probe would see, with the same light augmentation
-(random crop and flip), and is trained by the same loop for the same number of steps as the
-methods it is compared with, so the comparison measures what the unlabeled data added.
+It sees only the ``n`` labelled images a probe would see, by default with a light
+augmentation (random crop and flip), and is trained by the same loop for the same number of
+steps as the methods it is compared with, so the comparison measures what the unlabeled data
+added. A fair baseline gets every *label-preserving* augmentation the self-supervised method
+gets: pass that method's view recipe as ``recipe`` (on ShapeWorld colour carries no label, so
+SimCLR's colour distortion is label-preserving; lecture 03 does this).
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ class Supervised(Method):
     Args:
         backbone: encoder mapping ``(B, 3, S, S)`` → ``(B, backbone.feature_dim)``.
         num_classes: number of classes ``K``.
-        recipe: augmentation applied to each batch (``None``:
-            :func:`sslkit.views.crop_flip_recipe` at the images' size).
+        recipe: augmentation applied to each batch, one view per image (``None``:
+            :func:`sslkit.views.crop_flip_recipe` at the images' size). Any
+            :class:`sslkit.views.Recipe` works, e.g. the self-supervised method's own
+            ``views.simclr_recipe(...)`` for a baseline with the same augmentations; the
+            recipe's ``size`` is the training resolution (the network pools globally, so it
+            can be evaluated at another size).
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
     """
 
