@@ -56,8 +56,9 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
     "02_pretext_tasks": {
         # Tuned on 2 CPU cores (hard preset, upright = max_rotation 0): RotNet gains most from
         # many small steps (batch 16, i.e. 64 images after the 4 rotations, lr 3e-3); 128 images
-        # per step at lr 1e-3 gave a third of the gain for the same time. The rotated world's
-        # loss stays at log 4 from the start, so it gets half the steps. Probes: 10 labels/class.
+        # per step at lr 1e-3 gave a third of the gain for the same time
+        # (benchmarks/rotnet_budget.py reruns that comparison). The rotated world's loss stays at
+        # log 4 from the start, so it gets half the steps. Probes: 10 labels/class.
         # Position prediction: 8 px patches (16 positions), a 64-wide ViT; the default 4 px,
         # 128-wide ViT was ~5x slower per step for a similar probe gain.
         "quick": dict(labels_per_class=10, upright_rotation=0.0, rotnet_steps=1_200,
@@ -85,12 +86,12 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
                       view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
                       supervised_lr=5e-3, sweep_temperatures=(0.02, 0.2, 5.0),
                       ablation_steps=150, panel_steps=100, bar_over_supervised=0.10,
-                      bar_over_random=0.20, bar_100pc=0.50),
+                      bar_over_random=0.20, bar_100pc=0.50, bar_views_over_crop=0.20),
         "full": dict(preset="hard", steps=20_000, batch_size=512, lr=2e-3, temperature=0.2,
                      view_size=32, proj_hidden=2048, proj_dim=128, crop_scale=(0.2, 1.0),
                      supervised_lr=2e-3, sweep_temperatures=(0.02, 0.2, 5.0),
                      ablation_steps=2_000, panel_steps=300, bar_over_supervised=0.10,
-                     bar_over_random=0.20, bar_100pc=0.50),
+                     bar_over_random=0.20, bar_100pc=0.50, bar_views_over_crop=0.20),
     },
     "04_contrastive_moco_supcon": {
         # The data, views and encoder of lecture 03; SimCLR and MoCo see the same images
@@ -99,13 +100,16 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
                       view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
                       simclr_steps=300, queue_size=512, momentum=0.99, supcon_temperature=0.2,
                       supcon_steps=300, sweep_steps=600, sweep_queue_sizes=(64, 512, 4096),
-                      panel_steps=100, bar_moco_within=0.05),
+                      drift_steps=300, panel_steps=100, bar_moco_within=0.05,
+                      bar_loss_below_chance=0.1, bar_stale_gap=0.05,
+                      bar_supcon_over_simclr=0.03, bar_push_ratio=1.25),
         "full": dict(preset="hard", batch_size=512, lr=2e-3, moco_lr=1e-3, temperature=0.2,
                      view_size=32, proj_hidden=2048, proj_dim=128, crop_scale=(0.2, 1.0),
                      simclr_steps=10_000, queue_size=16_384, momentum=0.996,
                      supcon_temperature=0.2, supcon_steps=10_000, sweep_steps=20_000,
-                     sweep_queue_sizes=(256, 4096, 16_384), panel_steps=500,
-                     bar_moco_within=0.05),
+                     sweep_queue_sizes=(256, 4096, 16_384), drift_steps=1000, panel_steps=500,
+                     bar_moco_within=0.05, bar_loss_below_chance=0.1, bar_stale_gap=0.05,
+                     bar_supcon_over_simclr=0.03, bar_push_ratio=1.25),
     },
 }
 

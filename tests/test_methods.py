@@ -131,6 +131,7 @@ def test_a_different_hyperparameter_gives_a_different_cache_entry():
     (lambda: Supervised(_cnn(), num_classes=0), "num_classes"),
     (lambda: Supervised(_cnn(), 10, label_smoothing=1.0), "label_smoothing"),
     (lambda: Supervised(_cnn(), 10, recipe="crop"), "recipe"),
+    (lambda: SimCLR(_cnn(), loss_fn="nt_xent"), "loss_fn"),
 ])
 def test_invalid_hyperparameters_name_the_parameter(make, name):
     with pytest.raises(ValueError, match=name):
@@ -349,6 +350,61 @@ def test_simclr_loss_is_log_2b_minus_1_for_uninformative_features_and_low_for_ma
     assert logs["neg_sim"] < 0.5
 
 
+def test_simclr_loss_fn_is_called_on_the_projections_and_defaults_to_nt_xent():
+    calls = []
+
+    def my_loss(z1, z2, temperature):
+        calls.append((z1.shape, z2.shape, temperature))
+        return losses.nt_xent(z1, z2, temperature)
+
+    torch.manual_seed(0)
+    default = SimCLR(_cnn(), temperature=0.3)
+    custom = SimCLR(_cnn(), temperature=0.3, loss_fn=my_loss)
+    custom.load_state_dict(default.state_dict())
+    images = _noise(8)
+    torch.manual_seed(1)
+    a, logs_a = default.training_step(images)
+    torch.manual_seed(1)
+    b, logs_b = custom.training_step(images)
+    d = default.projector[-1].out_features
+    assert calls == [(torch.Size([8, d]), torch.Size([8, d]), 0.3)]
+    assert torch.equal(a, b) and logs_a == logs_b  # the same views, projections and formula
+    # a different function is a different cache entry; the default keeps "None"
+    assert default.hparams["loss_fn"] == "None"
+    assert cache_path(default, images) != cache_path(custom, images)
+    # the loss it returns is the one trained on
+    doubled = SimCLR(_cnn(), temperature=0.3,
+                     loss_fn=lambda z1, z2, t: 2 * losses.nt_xent(z1, z2, t))
+    doubled.load_state_dict(default.state_dict())
+    torch.manual_seed(1)
+    c, _ = doubled.training_step(images)
+    torch.testing.assert_close(c, 2 * a)
+
+
+def test_supervised_uses_the_recipe_it_is_given():
+    seen = []
+
+    class Spy(nn.Module):
+        feature_dim = 4
+
+        def forward(self, x):
+            seen.append(x)
+            return x.mean(dim=(2, 3)).repeat(1, 2)[:, :4]
+
+    images, labels = _noise(6), torch.arange(6) % 3
+    Supervised(Spy(), 3, recipe=IDENTITY).training_step(images, labels)
+    torch.testing.assert_close(seen[-1], views.to_float(images))  # identity view: the images
+    colour = views.simclr_recipe(24, colour="strong")
+    method = Supervised(Spy(), 3, recipe=colour)
+    torch.manual_seed(0)
+    method.training_step(images, labels)
+    assert seen[-1].shape == (6, 3, 24, 24)
+    torch.manual_seed(0)
+    torch.testing.assert_close(seen[-1], views.augment(images, colour))
+    Supervised(Spy(), 3).training_step(images, labels)  # default: crop and flip at 32 px
+    assert seen[-1].shape == (6, 3, 32, 32)
+
+
 def test_supcon_with_distinct_labels_equals_simclr_on_the_same_views():
     torch.manual_seed(0)
     simclr = SimCLR(_cnn(), temperature=0.1)
@@ -401,6 +457,43 @@ def test_moco_with_zero_momentum_copies_the_query_encoder():
     method.on_step_end(1, 10)
     keys, queries = _key_and_query_params(method)  # exact: 0·k + 1·q rounds to q
     assert all(torch.equal(k, q) for k, q in zip(keys, queries, strict=True))
+
+
+def test_moco_takes_a_queue_update_and_a_momentum_update_as_hooks():
+    from sslkit.methods import ema_update_
+
+    calls = []
+
+    def my_queue(queue, keys, ptr):
+        calls.append(("queue", tuple(queue.shape), tuple(keys.shape), ptr))
+        return losses.update_queue(queue, keys, ptr)
+
+    def my_momentum(key_net, query_net, m):
+        calls.append(("momentum", type(key_net).__name__, m))
+        ema_update_(key_net, query_net, m)
+
+    default = _perturbed_moco(momentum=0.9)
+    custom = _perturbed_moco(momentum=0.9, queue_update_fn=my_queue,
+                             momentum_update_fn=my_momentum)
+    images = _noise(8)
+    for method in (default, custom):
+        torch.manual_seed(1)
+        method.training_step(images)
+        method.on_step_end(1, 10)
+    d = default.projector[-1].out_features
+    assert calls[0] == ("queue", (64, d), (16, d), 0)   # symmetric: 2 x 8 keys from row 0
+    assert [c[0] for c in calls] == ["queue", "momentum", "momentum"]  # backbone, projector
+    assert all(c[2] == 0.9 for c in calls[1:])
+    # the hooks compute what the library does: the same queue, pointer and key encoder
+    assert torch.equal(default.queue, custom.queue) and int(custom.queue_ptr) == 16
+    for a, b in zip(default.state_dict().values(), custom.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # a different function is a different cache entry; the default keeps "None"
+    assert default.hparams["queue_update_fn"] == "None"
+    assert custom.hparams["momentum_update_fn"].endswith("my_momentum")
+    assert cache_path(default, images) != cache_path(custom, images)
+    with pytest.raises(ValueError, match="queue_update_fn"):
+        MoCo(_cnn(), queue_update_fn="fifo")
 
 
 def test_moco_cosine_momentum_schedule_rises_to_one():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,14 @@ class MoCo(Method):
         symmetric: use both views as queries (see above).
         bn_splits: BN groups per batch; ``> 1`` emulates Shuffle BN on one device.
         recipe: view distribution (``None``: ``views.simclr_recipe(S, colour="strong")``).
+        queue_update_fn: the enqueue, called as ``queue_update_fn(queue, keys, ptr)`` → new
+            pointer, in place (``None``: :func:`sslkit.losses.update_queue`).
+        momentum_update_fn: the key encoder's update, called as
+            ``momentum_update_fn(key_module, query_module, m)`` once for the backbones and once
+            for the projectors, in place (``None``: :func:`sslkit.methods.ema_update_` under
+            ``torch.no_grad``). The two hooks let a learner train MoCo with their own functions
+            (exercise 04); they are named in ``hparams``, so another function is another
+            cache entry.
 
     Logs: ``pos_sim`` (mean cosine of ``q`` and its key), ``neg_sim`` (mean cosine of ``q`` and
     the queue), ``top1`` (fraction of queries whose key beats every queue entry: the
@@ -100,7 +109,9 @@ class MoCo(Method):
     def __init__(self, backbone: nn.Module, proj_hidden: int = 512, proj_dim: int = 128,
                  temperature: float = 0.2, queue_size: int = 4096, momentum: float = 0.99,
                  momentum_schedule: str = "constant", symmetric: bool = True,
-                 bn_splits: int = 1, recipe: views.Recipe | None = None):
+                 bn_splits: int = 1, recipe: views.Recipe | None = None,
+                 queue_update_fn: Callable[..., int] | None = None,
+                 momentum_update_fn: Callable[..., None] | None = None):
         super().__init__(backbone)
         check_positive_int("proj_hidden", proj_hidden)
         check_positive_int("proj_dim", proj_dim)
@@ -112,6 +123,11 @@ class MoCo(Method):
         check_choice("symmetric", symmetric, (True, False))
         check_positive_int("bn_splits", bn_splits)
         views.check_recipe(recipe)
+        for name, fn in (("queue_update_fn", queue_update_fn),
+                         ("momentum_update_fn", momentum_update_fn)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"{name}={fn!r} is invalid: expected a function or None")
+        self.queue_update_fn, self.momentum_update_fn = queue_update_fn, momentum_update_fn
         self.temperature, self.momentum = temperature, momentum
         self.momentum_schedule = momentum_schedule
         self.symmetric, self.bn_splits, self.recipe = symmetric, bn_splits, recipe
@@ -125,7 +141,9 @@ class MoCo(Method):
         self.hparams = dict(proj_hidden=proj_hidden, proj_dim=proj_dim, temperature=temperature,
                             queue_size=queue_size, momentum=momentum,
                             momentum_schedule=momentum_schedule, symmetric=symmetric,
-                            bn_splits=bn_splits, recipe=repr(recipe))
+                            bn_splits=bn_splits, recipe=repr(recipe),
+                            queue_update_fn=_function_name(queue_update_fn),
+                            momentum_update_fn=_function_name(momentum_update_fn))
 
     # ------------------------------------------------------------------------------- encoders
     def _encode(self, backbone: nn.Module, projector: nn.Module, x: torch.Tensor,
@@ -171,9 +189,9 @@ class MoCo(Method):
         queue = self.queue.clone()                                    # (Q, D)
         loss = losses.moco_loss(q, k, queue, self.temperature)
         logs = self._logs(q, k, queue)
-        ptr = losses.update_queue(self.queue, losses.gather_with_grad(k),
-                                  int(self.queue_ptr))
-        self.queue_ptr.fill_(ptr)
+        enqueue = self.queue_update_fn or losses.update_queue
+        ptr = enqueue(self.queue, losses.gather_with_grad(k), int(self.queue_ptr))
+        self.queue_ptr.fill_(int(ptr))
         return loss, logs
 
     @torch.no_grad()
@@ -189,5 +207,13 @@ class MoCo(Method):
     def on_step_end(self, step: int, total_steps: int | None) -> None:
         """Momentum update of the key encoder: ``θ_k ← m·θ_k + (1 − m)·θ_q``."""
         m = self.current_momentum(step, total_steps)
-        ema_update_(self.key_backbone, self.backbone, m)
-        ema_update_(self.key_projector, self.projector, m)
+        update = self.momentum_update_fn or ema_update_
+        update(self.key_backbone, self.backbone, m)
+        update(self.key_projector, self.projector, m)
+
+
+def _function_name(fn) -> str:
+    # ``None`` (the library's function) keeps the name "None", like ``recipe``.
+    if fn is None:
+        return "None"
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
