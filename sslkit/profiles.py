@@ -95,12 +95,14 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
     },
     "04_contrastive_moco_supcon": {
         # The data, views and encoder of lecture 03; SimCLR and MoCo see the same images
-        # (MoCo: batch / 4 for 4x the steps).
+        # (MoCo: batch / 4 for 4x the steps). A short MoCo run varies more across seeds than
+        # SimCLR's (benchmarks/moco_seeds.py: 10-label probe 0.27-0.47 over seeds 0-2 against
+        # SimCLR's 0.32-0.39), hence a 10-point bar for "MoCo within reach of SimCLR".
         "quick": dict(preset="easy", batch_size=128, lr=3e-3, moco_lr=2e-3, temperature=0.2,
                       view_size=24, proj_hidden=512, proj_dim=128, crop_scale=(0.5, 1.0),
                       simclr_steps=300, queue_size=512, momentum=0.99, supcon_temperature=0.2,
                       supcon_steps=300, sweep_steps=600, sweep_queue_sizes=(64, 512, 4096),
-                      drift_steps=300, panel_steps=100, bar_moco_within=0.05,
+                      drift_steps=300, panel_steps=100, bar_moco_within=0.10,
                       bar_loss_below_chance=0.1, bar_stale_gap=0.05,
                       bar_supcon_over_simclr=0.03, bar_push_ratio=1.25),
         "full": dict(preset="hard", batch_size=512, lr=2e-3, moco_lr=1e-3, temperature=0.2,

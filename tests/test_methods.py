@@ -17,7 +17,16 @@ from test_losses import ce_atol  # the float32 bound of a contrastive loss
 from torch import nn
 
 from sslkit import data, losses, models, views
-from sslkit.methods import Jigsaw, MoCo, PositionPrediction, RotNet, SimCLR, SupCon, Supervised
+from sslkit.methods import (
+    Jigsaw,
+    MoCo,
+    PositionPrediction,
+    RotNet,
+    SimCLR,
+    SupCon,
+    Supervised,
+    function_key,
+)
 from sslkit.pretext import jigsaw_permutations
 from sslkit.train import TrainConfig, cache_path, fit
 
@@ -490,7 +499,7 @@ def test_moco_takes_a_queue_update_and_a_momentum_update_as_hooks():
         assert torch.equal(a, b)
     # a different function is a different cache entry; the default keeps "None"
     assert default.hparams["queue_update_fn"] == "None"
-    assert custom.hparams["momentum_update_fn"].endswith("my_momentum")
+    assert custom.hparams["momentum_update_fn"] == function_key(my_momentum)  # name and code
     assert cache_path(default, images) != cache_path(custom, images)
     with pytest.raises(ValueError, match="queue_update_fn"):
         MoCo(_cnn(), queue_update_fn="fifo")
@@ -587,3 +596,23 @@ def test_five_steps_of_fit_run_for_every_method(name, shapes):
     assert history.logs and all(len(v) == 5 for v in history.logs.values())
     if isinstance(method, MoCo):
         assert int(method.queue_ptr) == 5 * 2 * 32 % 256
+
+
+def test_a_given_function_is_keyed_by_its_code_not_only_its_name():
+    """A learner who fixes their loss and re-runs the cell must not load the cached run of the
+    broken one: the same name with other code is another cache entry; the same code the same."""
+    def make(scale):
+        namespace = {"losses": losses}
+        exec(f"def my_loss(z1, z2, t):\n    return {scale} * losses.nt_xent(z1, z2, t)",
+             namespace)
+        return namespace["my_loss"]
+
+    first, again, fixed = make(2), make(2), make(1)
+    assert first.__qualname__ == fixed.__qualname__
+    keys = [function_key(f) for f in (first, again, fixed)]
+    assert keys[0] == keys[1] != keys[2]
+    assert keys[0].startswith(f"{first.__module__}.my_loss@") and function_key(None) == "None"
+    images = _noise(4)
+    assert (cache_path(SimCLR(_cnn(), loss_fn=first), images)
+            != cache_path(SimCLR(_cnn(), loss_fn=fixed), images))
+    assert MoCo(_cnn(), queue_update_fn=fixed).hparams["queue_update_fn"] == keys[2]

@@ -13,7 +13,7 @@ method, named after it. The contract (``training_step``, ``uses_index``, ``on_ep
 - the baseline: :class:`Supervised` (cross-entropy on the labelled images only).
 """
 
-from .base import Method, ema_update_
+from .base import Method, ema_update_, function_key
 from .jigsaw import Jigsaw
 from .moco import MoCo
 from .position import PositionPrediction
@@ -23,6 +23,6 @@ from .supcon import SupCon
 from .supervised import Supervised
 
 __all__ = [
-    "Method", "ema_update_", "Supervised", "RotNet", "Jigsaw", "PositionPrediction", "SimCLR",
-    "MoCo", "SupCon",
+    "Method", "ema_update_", "function_key", "Supervised", "RotNet", "Jigsaw",
+    "PositionPrediction", "SimCLR", "MoCo", "SupCon",
 ]

@@ -10,10 +10,28 @@ Views, targets, stop-gradients and queues all live inside the method; the loop i
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+
 import torch
 from torch import nn
 
-__all__ = ["Method", "ema_update_", "accuracy"]
+__all__ = ["Method", "ema_update_", "accuracy", "function_key"]
+
+
+def function_key(fn) -> str:
+    """How a method's ``hparams`` name a function it was given (a learner's loss, a hook), so
+    that a cached run is reused only for the same code: ``"None"`` for the library's default,
+    else ``module.qualname@<12 hex digits of the hash of its compiled code>`` (editing and
+    re-running a function's cell gives another key; a callable without code is named by its
+    ``repr``).
+    """
+    if fn is None:
+        return "None"
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    code = getattr(fn, "__code__", None)
+    body = marshal.dumps(code) if code is not None else repr(fn).encode()
+    return f"{name}@{hashlib.sha256(body).hexdigest()[:12]}"
 
 
 @torch.no_grad()

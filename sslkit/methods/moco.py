@@ -33,7 +33,7 @@ from .. import losses, views
 from .._distributed import rank_world
 from .._validate import check_choice, check_positive_int, check_range, check_temperature
 from ..models import projector as make_projector
-from .base import Method, ema_update_
+from .base import Method, ema_update_, function_key
 
 __all__ = ["MoCo"]
 
@@ -98,8 +98,8 @@ class MoCo(Method):
             ``momentum_update_fn(key_module, query_module, m)`` once for the backbones and once
             for the projectors, in place (``None``: :func:`sslkit.methods.ema_update_` under
             ``torch.no_grad``). The two hooks let a learner train MoCo with their own functions
-            (exercise 04); they are named in ``hparams``, so another function is another
-            cache entry.
+            (exercise 04); ``hparams`` names them by :func:`~sslkit.methods.base.function_key`
+            (name and hash of the code), so edited code is another cache entry.
 
     Logs: ``pos_sim`` (mean cosine of ``q`` and its key), ``neg_sim`` (mean cosine of ``q`` and
     the queue), ``top1`` (fraction of queries whose key beats every queue entry: the
@@ -142,8 +142,8 @@ class MoCo(Method):
                             queue_size=queue_size, momentum=momentum,
                             momentum_schedule=momentum_schedule, symmetric=symmetric,
                             bn_splits=bn_splits, recipe=repr(recipe),
-                            queue_update_fn=_function_name(queue_update_fn),
-                            momentum_update_fn=_function_name(momentum_update_fn))
+                            queue_update_fn=function_key(queue_update_fn),
+                            momentum_update_fn=function_key(momentum_update_fn))
 
     # ------------------------------------------------------------------------------- encoders
     def _encode(self, backbone: nn.Module, projector: nn.Module, x: torch.Tensor,
@@ -210,10 +210,3 @@ class MoCo(Method):
         update = self.momentum_update_fn or ema_update_
         update(self.key_backbone, self.backbone, m)
         update(self.key_projector, self.projector, m)
-
-
-def _function_name(fn) -> str:
-    # ``None`` (the library's function) keeps the name "None", like ``recipe``.
-    if fn is None:
-        return "None"
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"

@@ -21,7 +21,7 @@ from torch import nn
 from .. import losses, views
 from .._validate import check_positive_int, check_temperature
 from ..models import projector as make_projector
-from .base import Method
+from .base import Method, function_key
 
 __all__ = ["SimCLR", "contrastive_logs"]
 
@@ -77,8 +77,8 @@ class SimCLR(Method):
         loss_fn: the loss, called as ``loss_fn(z1, z2, temperature)`` on the two views'
             projections ``(B, proj_dim)`` each and returning a scalar tensor (``None``:
             :func:`sslkit.losses.nt_xent`). Lets a learner train with their own NT-Xent
-            (exercise 03); it is named in ``hparams``, so a different function is a different
-            cache entry.
+            (exercise 03); ``hparams`` names it by :func:`~sslkit.methods.base.function_key`
+            (its name and the hash of its code), so edited code is another cache entry.
 
     Logs: ``pos_sim``, ``neg_sim``, ``top1`` (see :func:`contrastive_logs`).
 
@@ -103,7 +103,7 @@ class SimCLR(Method):
         self.temperature, self.recipe = temperature, recipe
         self.loss_fn = loss_fn
         self.hparams = dict(proj_hidden=proj_hidden, proj_dim=proj_dim, temperature=temperature,
-                            recipe=repr(recipe), loss_fn=_function_name(loss_fn))
+                            recipe=repr(recipe), loss_fn=function_key(loss_fn))
 
     def _recipe(self, images: torch.Tensor) -> views.Recipe:
         return self.recipe or views.simclr_recipe(images.shape[-1], colour="strong")
@@ -119,10 +119,3 @@ class SimCLR(Method):
         z1, z2 = self.project_views(images)
         loss = (self.loss_fn or losses.nt_xent)(z1, z2, self.temperature)
         return loss, contrastive_logs(z1, z2)
-
-
-def _function_name(fn) -> str:
-    # ``None`` (the library's NT-Xent) keeps the name "None", like ``recipe``.
-    if fn is None:
-        return "None"
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
