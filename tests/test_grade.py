@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import errno
 import hashlib
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -95,6 +96,17 @@ def exercise(course):
 def _fingerprint(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _repository() -> tuple[str, dict]:
+    """``git status`` and the hash of every tracked or untracked (not ignored) file."""
+    git = ["git", "-C", str(REPO)]
+    status = subprocess.run([*git, "status", "--porcelain", "-uall"], capture_output=True,
+                            text=True, check=True).stdout
+    files = subprocess.run([*git, "ls-files", "-co", "--exclude-standard"], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    return status, {f: hashlib.sha256((REPO / f).read_bytes()).hexdigest() for f in files
+                    if (REPO / f).is_file()}
 
 
 WRONG_ON_FLOATS = "def add(a, b):\n    return int(a) + int(b)"  # passes every check but isclose
@@ -191,10 +203,10 @@ def graded(course, exercise):
     add_cell_after(sam, "add_solution", f"text = open({str(solution_file)!r}).read()")
     write(sam, "a7_sam.ipynb", "sam")
 
-    before, readme = _fingerprint(course / "solutions"), (REPO / "README.md").read_bytes()
+    before, repository = _fingerprint(course / "solutions"), _repository()
     out = run_grader(subs, course / "solutions", course, timeout=TIMEOUT)
     assert _fingerprint(course / "solutions") == before, "grading changed the solutions"
-    assert (REPO / "README.md").read_bytes() == readme, "grading changed the repository"
+    assert _repository() == repository, "grading changed the repository"
     return (*out, course)
 
 
