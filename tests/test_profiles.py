@@ -1,4 +1,4 @@
-"""`sslkit.profiles`: the profile override and the base seed every lecture derives its seeds from."""
+"""`sslkit.profiles`: the profile override and the base seed a lecture derives its seeds from."""
 
 from __future__ import annotations
 
