@@ -35,6 +35,7 @@ KIND = "sslkit_grade_kind"  # the metadata key of a rebuilt cell's kind (set by 
 
 
 def code_cells(nb, kinds=None) -> list[int]:
+    """Indices of the non-empty code cells of a rebuilt notebook (of the given kinds)."""
     return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()
             and (kinds is None or c.metadata.get(KIND) in kinds)]
 
@@ -44,7 +45,7 @@ def _is_check_call(source: str) -> bool:
     tree = static.parse(source)
     return bool(tree and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
                 and isinstance(tree.body[0].value, ast.Call)
-                and (static._dotted(tree.body[0].value.func) or [""])[0] == "checks")
+                and (static.dotted(tree.body[0].value.func) or [""])[0] == "checks")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Plan:
 
 
 def plan(nb, solution, graded, protected) -> Plan:
+    """Both runs of a rebuilt notebook ``nb`` (graded: ``(index, grade_id, points)`` of its test
+    cells), against ``solution``; ``protected`` are the folders hidden from the submission."""
     gid_of = {i: ex.grade_id(c) for i, c in enumerate(nb.cells)}
     kind = {i: c.metadata.get(KIND) for i, c in enumerate(nb.cells)}
     solved = {ex.grade_id(c): c.source for c in solution.cells if ex.is_answer_cell(c)
@@ -123,9 +126,10 @@ def _solution_test(solution, gid: str) -> str:
 
 
 def _targets(qualnames: list[str]) -> dict[int, str]:
+    """``id(object)`` → qualified name of the library functions an answer mirrors."""
     out = {}
     for q in qualnames:
-        obj = static._resolve(q.split("."))
+        obj = static.resolve(q.split("."))
         if obj is not None:
             out[id(obj)] = q
     return out

@@ -49,17 +49,18 @@ _SUSPECT_MODULES = {
 }
 
 
-def _dotted(node) -> list[str] | None:
-    """``a.b.c`` → ``["a", "b", "c"]``; ``getattr(a, "b")`` → ``["a", "b"]``; else ``None``."""
+def dotted(node) -> list[str] | None:
+    """An expression as a dotted path: ``a.b.c`` → ``["a", "b", "c"]``, ``getattr(a, "b")`` →
+    ``["a", "b"]``; anything else → ``None``."""
     if isinstance(node, ast.Name):
         return [node.id]
     if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
+        base = dotted(node.value)
         return None if base is None else [*base, node.attr]
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id == "getattr" and len(node.args) >= 2
             and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
-        base = _dotted(node.args[0])
+        base = dotted(node.args[0])
         return None if base is None else [*base, node.args[1].value]
     return None
 
@@ -87,7 +88,7 @@ def aliases(tree: ast.Module, into: dict[str, str]) -> dict[str, str]:
     return into
 
 
-def _resolve(path: list[str]):
+def resolve(path: list[str]):
     """The object a dotted path names among the modules already loaded, or ``None``."""
     for cut in range(len(path), 0, -1):
         module = sys.modules.get(".".join(path[:cut]))
@@ -110,10 +111,10 @@ def references(tree: ast.Module, names: dict[str, str], targets: dict[int, str]
     for node in ast.walk(tree):
         path = None
         if isinstance(node, (ast.Attribute, ast.Name, ast.Call)):
-            path = _dotted(node)
+            path = dotted(node)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
             for a in node.names:
-                obj = _resolve([*node.module.split("."), a.name])
+                obj = resolve([*node.module.split("."), a.name])
                 if obj is not None and id(obj) in targets:
                     found.append((node.lineno, targets[id(obj)]))
             continue
@@ -122,7 +123,7 @@ def references(tree: ast.Module, names: dict[str, str], targets: dict[int, str]
         head = names.get(path[0])
         if head is None:
             continue
-        obj = _resolve([*head.split("."), *path[1:]])
+        obj = resolve([*head.split("."), *path[1:]])
         if obj is not None and id(obj) in targets:
             found.append((node.lineno, targets[id(obj)]))
     return sorted(set(found))
@@ -138,20 +139,20 @@ def tampering(tree: ast.Module, names: dict[str, str]) -> list[tuple[int, str]]:
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for target in targets:
-            path = _dotted(target) if isinstance(target, ast.Attribute) else None
+            path = dotted(target) if isinstance(target, ast.Attribute) else None
             if path and path[0] in names:
                 found.append((node.lineno, f"assigns to {'.'.join(path)}, an attribute of an "
                                            "imported module"))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in ("setattr", "delattr") and node.args:
-                path = _dotted(node.args[0])
+                path = dotted(node.args[0])
                 if path and path[0] in names:
                     found.append((node.lineno, f"{node.func.id} on {'.'.join(path)}, an "
                                                "imported module"))
         if isinstance(node, ast.Attribute) and _SUSPECT_ATTRIBUTES.get(node.attr):
             found.append((node.lineno, f".{node.attr} {_SUSPECT_ATTRIBUTES[node.attr]}"))
         if (isinstance(node, ast.Attribute) and node.attr == "write"
-                and _dotted(node.value) == ["os"]):
+                and dotted(node.value) == ["os"]):
             found.append((node.lineno, "os.write writes to raw file descriptors"))
         if isinstance(node, ast.Name) and _SUSPECT_NAMES.get(node.id):
             found.append((node.lineno, f"{node.id} {_SUSPECT_NAMES[node.id]}"))
