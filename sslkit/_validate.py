@@ -91,6 +91,14 @@ def check_temperature(temperature, name: str = "temperature") -> float:
                        hint="it divides the similarities; typical values are 0.05-0.5")
 
 
+def check_optional_function(name: str, fn, *, signature: str = "a function"):
+    """``fn`` if it is ``None`` or callable, else a ``ValueError`` naming what was expected
+    (``signature``, e.g. ``"loss_fn(z1, z2, temperature) -> scalar tensor"``)."""
+    if fn is not None and not callable(fn):
+        raise ValueError(f"{name}={fn!r} is invalid: expected {signature}, or None")
+    return fn
+
+
 def check_same_shape(name_a: str, a, name_b: str, b) -> None:
     """Raise ``ValueError`` naming both unless ``a`` and ``b`` have the same shape (paired
     embeddings, two views, a prediction and its target)."""

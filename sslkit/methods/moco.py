@@ -31,7 +31,13 @@ from torch import nn
 
 from .. import losses, views
 from .._distributed import rank_world
-from .._validate import check_choice, check_positive_int, check_range, check_temperature
+from .._validate import (
+    check_choice,
+    check_optional_function,
+    check_positive_int,
+    check_range,
+    check_temperature,
+)
 from ..models import projector as make_projector
 from .base import Method, ema_update_, function_key
 
@@ -123,10 +129,10 @@ class MoCo(Method):
         check_choice("symmetric", symmetric, (True, False))
         check_positive_int("bn_splits", bn_splits)
         views.check_recipe(recipe)
-        for name, fn in (("queue_update_fn", queue_update_fn),
-                         ("momentum_update_fn", momentum_update_fn)):
-            if fn is not None and not callable(fn):
-                raise ValueError(f"{name}={fn!r} is invalid: expected a function or None")
+        check_optional_function("queue_update_fn", queue_update_fn,
+                                signature="a function queue_update_fn(queue, keys, ptr) -> ptr")
+        check_optional_function("momentum_update_fn", momentum_update_fn,
+                                signature="a function momentum_update_fn(key, query, m)")
         self.queue_update_fn, self.momentum_update_fn = queue_update_fn, momentum_update_fn
         self.temperature, self.momentum = temperature, momentum
         self.momentum_schedule = momentum_schedule

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses, views
-from .._validate import check_positive_int, check_temperature
+from .._validate import check_optional_function, check_positive_int, check_temperature
 from ..models import projector as make_projector
 from .base import Method, function_key
 
@@ -96,9 +96,8 @@ class SimCLR(Method):
         check_positive_int("proj_dim", proj_dim)
         check_temperature(temperature)
         views.check_recipe(recipe)
-        if loss_fn is not None and not callable(loss_fn):
-            raise ValueError(f"loss_fn={loss_fn!r} is invalid: expected a function "
-                             "loss_fn(z1, z2, temperature) -> scalar tensor, or None")
+        check_optional_function("loss_fn", loss_fn, signature="a function "
+                                "loss_fn(z1, z2, temperature) -> scalar tensor")
         self.projector = make_projector(backbone.feature_dim, proj_hidden, proj_dim)
         self.temperature, self.recipe = temperature, recipe
         self.loss_fn = loss_fn
