@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import threading
 
 # attribute names whose use inspects or rewires the interpreter itself
 _SUSPECT_ATTRIBUTES = {
@@ -65,10 +66,17 @@ def dotted(node) -> list[str] | None:
     return None
 
 
+# CPython 3.11 up to 3.11.7 keeps the AST builder's recursion depth in interpreter-wide state:
+# two threads parsing at once (``sslkit.grade --jobs 2``) can fail with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython#106905). One parse at a time.
+_PARSING = threading.Lock()
+
+
 def parse(source: str) -> ast.Module | None:
     """The syntax tree of a cell, or ``None`` if it is not valid Python."""
     try:
-        return ast.parse(source)
+        with _PARSING:
+            return ast.parse(source)
     except (SyntaxError, ValueError):
         return None
 
