@@ -55,8 +55,9 @@ def sandbox() -> str:
     if sys.platform != "linux" or shutil.which("unshare") is None:
         return "none"
     with tempfile.TemporaryDirectory() as folder:
-        probe = [*_unshare_prefix(), "sh", "-c",
-                 f"mount -t tmpfs none {shlex.quote(folder)} && test ! -e /proc/1/cmdline -o 1"]
+        q = shlex.quote(folder)  # the two kinds of mount _command uses
+        probe = [*_unshare_prefix(), "sh", "-c", f"mount --bind {q} {q} && "
+                 f"mount -o remount,bind,ro {q} && mount -t tmpfs none {q}"]
         try:
             ok = subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
         except (OSError, subprocess.SubprocessError):

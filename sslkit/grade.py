@@ -236,6 +236,14 @@ def learner_id(nb, path: Path) -> str:
     return learner.strip() if isinstance(learner, str) and learner.strip() else path.stem
 
 
+def _solution_of(exercise: str, solutions_dir) -> Path | None:
+    """The solution file of a submission's exercise id, or ``None`` if the id is unsafe (a path)
+    or names no solution."""
+    path = Path(solutions_dir) / f"{exercise}.ipynb"
+    ok = _SAFE_ID.match(exercise) and ".." not in exercise and path.is_file()
+    return path if ok else None
+
+
 def _hideable(folder: Path) -> bool:
     """A folder the sandbox may hide: it holds neither the library nor the Python running it."""
     folder = folder.resolve()
@@ -273,8 +281,8 @@ def grade_submission(path: str | os.PathLike, solutions_dir: str | os.PathLike =
     if nb is None:
         return Result(learner, "", path, flags={"unreadable"})
     exercise = ex.exercise_id(nb) or ""
-    solution_path = Path(solutions_dir) / f"{exercise}.ipynb"
-    if not _SAFE_ID.match(exercise) or ".." in exercise or not solution_path.is_file():
+    solution_path = _solution_of(exercise, solutions_dir)
+    if solution_path is None:
         return Result(learner, exercise, path, flags={"unknown_exercise"})
     cache = {} if _solutions is None else _solutions
     if exercise not in cache:
@@ -368,18 +376,19 @@ def grade_folder(submissions: str | os.PathLike, solutions_dir: str | os.PathLik
     if not Path(solutions_dir).is_dir():
         raise ValueError(f"solutions={str(solutions_dir)!r} is invalid: not a folder")
     paths = find_submissions(submissions)
-    ids = [learner_id(_read_submission(p), p) for p in paths]
+    notebooks = [_read_submission(p) for p in paths]
+    ids = [learner_id(nb, p) for nb, p in zip(notebooks, paths, strict=True)]
     counts = defaultdict(int)
     for learner in ids:
         counts[learner] += 1
     protected = tuple(str(p) for p in (submissions, executed_dir, feedback_dir) if p is not None)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     cache: dict = {}
-    for path in paths:  # read each solution once, before any thread starts
-        exercise = ex.exercise_id(_read_submission(path) or {}) or ""
-        solution = Path(solutions_dir) / f"{exercise}.ipynb"
-        if _SAFE_ID.match(exercise) and ".." not in exercise and solution.is_file():
-            cache.setdefault(exercise, ex.read_notebook(solution))
+    for nb in notebooks:  # read each solution once, before any thread starts
+        exercise = ex.exercise_id(nb or {}) or ""
+        solution = _solution_of(exercise, solutions_dir)
+        if solution is not None and exercise not in cache:
+            cache[exercise] = ex.read_notebook(solution)
 
     def one(item):
         path, learner = item
