@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -63,6 +64,21 @@ def sandbox() -> str:
         except (OSError, subprocess.SubprocessError):
             ok = False
     return "unshare" if ok else "none"
+
+
+def hidden_folders(*folders) -> list[str]:
+    """The ``folders`` (resolved) that a run may be denied: all but those holding the library or
+    the Python that runs it, which the run needs."""
+    keep = (Path(__file__).resolve().parent, Path(sys.prefix).resolve(),
+            Path(sys.executable).resolve())
+    out = [Path(f).resolve() for f in folders]
+    return [str(f) for f in out if not any(f == k or f in k.parents for k in keep)]
+
+
+def readonly_folders(*folders) -> list[str]:
+    """The folders a run sees read-only: the working directory (the instructor's) and
+    ``folders``, resolved and sorted."""
+    return sorted({str(Path(f).resolve()) for f in (Path.cwd(), *folders)})
 
 
 def _unshare_prefix() -> list[str]:

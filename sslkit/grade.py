@@ -65,7 +65,7 @@ import nbformat
 
 from . import _grade_plan as grading
 from . import exercises as ex
-from ._grade_sandbox import CellRun, run_job, sandbox
+from ._grade_sandbox import CellRun, hidden_folders, readonly_folders, run_job, sandbox
 from ._validate import check_positive_int
 
 COLUMNS = ("learner", "exercise", "cell", "points", "max_points", "flags")
@@ -244,19 +244,6 @@ def _solution_of(exercise: str, solutions_dir) -> Path | None:
     return path if ok else None
 
 
-def _hideable(folder: Path) -> bool:
-    """A folder the sandbox may hide: it holds neither the library nor the Python running it."""
-    folder = folder.resolve()
-    keep = (Path(__file__).resolve().parent, Path(sys.prefix).resolve(),
-            Path(sys.executable).resolve())
-    return not any(folder == k or folder in k.parents for k in keep)
-
-
-def _readonly(solutions_dir, protected) -> list[str]:
-    folders = {Path.cwd(), Path(solutions_dir).resolve().parent, *map(Path, protected)}
-    return sorted(str(f.resolve()) for f in folders)
-
-
 def _error(run: CellRun | None) -> str | None:
     if run is None or run.error is None:
         return None
@@ -293,9 +280,9 @@ def grade_submission(path: str | os.PathLike, solutions_dir: str | os.PathLike =
     solution = cache[exercise]
     policy = solution.metadata.get("sslkit", {}).get("reference_policy", "zero")
     to_run, graded, flags = rebuild(nb, solution, name=solution_path.name)
-    hidden = [str(Path(p).resolve()) for p in (solutions_dir, *protected) if _hideable(Path(p))]
+    hidden = hidden_folders(solutions_dir, *protected)
     plan = grading.plan(to_run, solution, graded, hidden)
-    readonly = _readonly(solutions_dir, protected)
+    readonly = readonly_folders(Path(solutions_dir).resolve().parent, *protected)
     mine = run_job({**plan.learner_job, "readonly": readonly}, timeout=timeout, threads=threads)
     scored = run_job({**plan.grading_job, "readonly": readonly}, timeout=timeout,
                      threads=threads)
