@@ -10,19 +10,29 @@ method, named after it. The contract (``training_step``, ``uses_index``, ``on_ep
   light (crop and flip, no colour): the pretext, not the augmentation, is what the network must
   solve. Each logs ``pretext_acc``, to plot against probe accuracy;
 - contrastive: :class:`SimCLR`, :class:`MoCo`, :class:`SupCon` (uses labels);
+- clustering: :class:`DeepCluster` (k-means pseudo-labels), :class:`SeLa` (self-labelling
+  balanced by Sinkhorn-Knopp), :class:`SwAV` (swapped prediction of balanced codes against
+  prototypes), :class:`SCAN` (neighbours share a cluster), :class:`OBoW` (bags of visual
+  words);
 - the baseline: :class:`Supervised` (cross-entropy on the labelled images only).
 """
 
 from .base import Method, ema_update_, function_key
+from .deepcluster import DeepCluster
 from .jigsaw import Jigsaw
 from .moco import MoCo
+from .obow import OBoW
 from .position import PositionPrediction
 from .rotnet import RotNet
+from .scan import SCAN, mine_neighbours
+from .sela import SeLa
 from .simclr import SimCLR
 from .supcon import SupCon
 from .supervised import Supervised
+from .swav import SwAV
 
 __all__ = [
     "Method", "ema_update_", "function_key", "Supervised", "RotNet", "Jigsaw",
-    "PositionPrediction", "SimCLR", "MoCo", "SupCon",
+    "PositionPrediction", "SimCLR", "MoCo", "SupCon", "DeepCluster", "SeLa",
+    "SwAV", "SCAN", "mine_neighbours", "OBoW",
 ]
