@@ -30,7 +30,12 @@ public is re-exported here, so notebooks write ``from sslkit import checks; chec
 - ``ex03_nt_xent`` (exercise 03): :func:`nt_xent` — *A Simple Framework for Contrastive
   Learning of Visual Representations* (2020, arXiv 2002.05709);
 - ``ex04_moco`` (exercise 04): :func:`update_queue` and :func:`momentum_update` — *Momentum
-  Contrast for Unsupervised Visual Representation Learning* (2019, arXiv 1911.05722).
+  Contrast for Unsupervised Visual Representation Learning* (2019, arXiv 1911.05722);
+- ``ex05_clustering`` (exercise 05): :func:`sinkhorn_knopp` and :func:`cluster_accuracy` —
+  *Self-labelling via simultaneous clustering and representation learning* (2019, arXiv
+  1911.05371), *Unsupervised Learning of Visual Features by Contrasting Cluster Assignments*
+  (2020, arXiv 2006.09882), *SCAN: Learning to Classify Images without Labels* (2020, arXiv
+  2005.12320).
 
 Private helpers stay in their module: tests import them from there
 (``from sslkit.checks.ex03_nt_xent import _nt_xent_variant``), never through this package.
@@ -74,6 +79,7 @@ from .ex01_theory import e_step, m_step, pretrain_then_erm
 from .ex02_rotation import rotation_batch
 from .ex03_nt_xent import nt_xent
 from .ex04_moco import momentum_update, update_queue
+from .ex05_clustering import cluster_accuracy, sinkhorn_knopp
 
 __all__ = [
     # the framework (_core)
@@ -90,4 +96,6 @@ __all__ = [
     "nt_xent",
     # exercise 04 (ex04_moco)
     "update_queue", "momentum_update",
+    # exercise 05 (ex05_clustering)
+    "sinkhorn_knopp", "cluster_accuracy",
 ]
