@@ -85,6 +85,10 @@ RECORDED = {
     "03_contrastive_simclr": ("random_init_probe_acc_10pc", "supervised_scratch_acc_10pc",
                               "simclr_probe_acc_10pc", "simclr_probe_acc_100pc"),
     "04_contrastive_moco_supcon": ("moco_probe_acc_10pc", "supcon_probe_acc_10pc"),
+    "05_clustering": ("random_init_probe_acc_10pc", "supervised_scratch_acc_10pc",
+                      "deepcluster_probe_acc_10pc", "swav_probe_acc_10pc", "obow_probe_acc_10pc",
+                      "kmeans_cluster_acc", "scan_cluster_acc", "naive_largest_cluster_share",
+                      "sinkhorn_largest_cluster_share"),
 }
 
 

@@ -103,25 +103,27 @@ class OBoW(Method):
         self.words.copy_(cluster.kmeans(u, k, iters=20, seed=self.seed + epoch).centroids)
 
     @torch.no_grad()
-    def bag_of_words(self, x: torch.Tensor) -> torch.Tensor:
-        """The target of float views ``(B, 3, S, S)``: ``(B, K)``, each row summing to 1."""
+    def _words_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bags of words ``(B, K)`` of float views and every position's nearest word
+        ``(B, h·w)``."""
         u = self.local_features(x)                                           # (B, P, C)
         d2 = torch.cdist(u, self.words[None].expand(len(u), -1, -1)).square()  # (B, P, K)
         delta = d2.mean().clamp_min(1e-12) * self.word_temperature
         soft = F.softmax(-d2 / delta, dim=-1).amax(dim=1)                    # (B, K)
-        return soft / soft.sum(dim=1, keepdim=True)
+        return soft / soft.sum(dim=1, keepdim=True), d2.argmin(-1)
+
+    def bag_of_words(self, x: torch.Tensor) -> torch.Tensor:
+        """The target of float views ``(B, 3, S, S)``: ``(B, K)``, each row summing to 1."""
+        return self._words_of(x)[0]
 
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """Cross-entropy of the student's prediction against the teacher's bag of words."""
         x_t, x_s = views.two_views(images, self._recipe(images))
-        target = self.bag_of_words(x_t)                                      # (B, K)
+        target, nearest = self._words_of(x_t)                                # (B, K), (B, P)
         log_p = F.log_softmax(self.predictor(self.backbone(x_s)).float(), dim=1)
         loss = -(target * log_p).sum(1).mean()
-        with torch.no_grad():
-            entropy = -torch.special.xlogy(target, target).sum(1).mean().item()
-            nearest = torch.cdist(self.local_features(x_t),
-                                  self.words[None].expand(len(x_t), -1, -1)).argmin(-1)
-            used = nearest.unique().numel() / self.words.shape[0]
+        entropy = -torch.special.xlogy(target, target).sum(1).mean().item()
+        used = nearest.unique().numel() / self.words.shape[0]
         return loss, {"bow_entropy": entropy, "words_used": used}
 
     @torch.no_grad()
