@@ -234,6 +234,8 @@ def test_scan_with_a_frozen_backbone_trains_only_the_head_and_keeps_batchnorm_st
     for k, v in backbone.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert not torch.equal(method.head.weight, head_before)
+    # no gradient reached the backbone, and the (possibly shared) module was not altered
+    assert all(p.grad is None and p.requires_grad for p in backbone.parameters())
 
 
 def test_scan_loss_pairs_each_image_with_one_of_its_neighbours():

@@ -85,7 +85,6 @@ class SCAN(Method):
         self.entropy_weight, self.train_backbone, self.recipe = (entropy_weight, train_backbone,
                                                                  recipe)
         self._pool: torch.Tensor | None = None
-        backbone.requires_grad_(train_backbone)
         self.hparams = dict(num_clusters=num_clusters, entropy_weight=entropy_weight,
                             train_backbone=train_backbone, recipe=repr(recipe),
                             neighbours=neighbours.shape[1])
@@ -107,8 +106,12 @@ class SCAN(Method):
         self._pool = images
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Cluster logits of float views ``(B, 3, S, S)`` → ``(B, K)``."""
-        return self.head(self.backbone(x))
+        """Cluster logits of float views ``(B, 3, S, S)`` → ``(B, K)``; no gradient reaches a
+        frozen backbone (the module itself is left as it is: it may be shared with the method
+        that pretrained it)."""
+        with torch.set_grad_enabled(self.train_backbone and torch.is_grad_enabled()):
+            h = self.backbone(x)
+        return self.head(h)
 
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None, *,
                       index: torch.Tensor | None = None):
