@@ -69,6 +69,8 @@ class DeepCluster(Method):
     """
 
     uses_index = True
+    # a fresh head each epoch: this epoch's cluster k is unrelated to the last one's
+    reinitialise_head = True
 
     def __init__(self, backbone: nn.Module, pool_size: int, num_clusters: int = 30,
                  balanced: bool = True, recipe: views.Recipe | None = None, seed: int = 0,
@@ -107,13 +109,14 @@ class DeepCluster(Method):
 
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, images: torch.Tensor) -> None:
-        """Re-cluster the pool and re-initialise the head."""
+        """Relabel the pool (``assign``) and, if ``reinitialise_head``, re-initialise the head."""
         if images.shape[0] != self.targets.shape[0]:
             raise ValueError(f"the pool has {images.shape[0]} images but pool_size="
                              f"{self.targets.shape[0]}")
         self.targets.copy_(self.assign(epoch, images).to(self.targets.device))
         self.cluster_sizes.copy_(torch.bincount(self.targets, minlength=len(self.cluster_sizes)))
-        self.head.reset_parameters()
+        if self.reinitialise_head:
+            self.head.reset_parameters()
         if self.monitor_labels is not None:
             self._match = {"cluster_acc": cluster.cluster_accuracy(self.targets,
                                                                    self.monitor_labels),

@@ -35,7 +35,8 @@ class SeLa(DeepCluster):
                       → sinkhorn_knopp(·, ε = 1/λ) (N, K) → arg-max → targets (N,)
         step:         as DeepCluster (cross-entropy against targets[index])
 
-    Unlike DeepCluster the head is kept between epochs: the labels are its own predictions.
+    Unlike DeepCluster the head is kept between epochs (``reinitialise_head = False``): the
+    labels are its own predictions.
     The paper's λ = 25 is ``epsilon = 0.04``. The first epoch labels with a random head, as the
     paper does.
 
@@ -46,6 +47,8 @@ class SeLa(DeepCluster):
             batch and the columns should end close to ``N / K``).
         Other arguments as :class:`DeepCluster` (``balanced`` is off: the constraint balances).
     """
+
+    reinitialise_head = False
 
     def __init__(self, backbone: nn.Module, pool_size: int, num_clusters: int = 30,
                  equipartition: bool = True, epsilon: float = 0.04, sinkhorn_iters: int = 30,
@@ -69,10 +72,3 @@ class SeLa(DeepCluster):
         if not self.equipartition:
             return log_p.argmax(1)
         return cluster.sinkhorn_knopp(log_p, self.epsilon, self.sinkhorn_iters).argmax(1)
-
-    @torch.no_grad()
-    def on_epoch_start(self, epoch: int, images: torch.Tensor) -> None:
-        """Relabel the pool with the current head (kept, not re-initialised)."""
-        state = {k: v.clone() for k, v in self.head.state_dict().items()}
-        super().on_epoch_start(epoch, images)
-        self.head.load_state_dict(state)
