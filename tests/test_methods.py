@@ -18,11 +18,15 @@ from torch import nn
 
 from sslkit import data, losses, models, views
 from sslkit.methods import (
+    BYOL,
+    DINO,
+    SLA,
     Jigsaw,
     MoCo,
     PositionPrediction,
     RotNet,
     SimCLR,
+    SimSiam,
     SupCon,
     Supervised,
     function_key,
@@ -65,6 +69,12 @@ BUILDERS = {
     "moco_shuffle_bn": lambda: MoCo(_cnn(), queue_size=256, bn_splits=2,
                                     momentum_schedule="cosine"),
     "supcon": lambda: SupCon(_cnn()),
+    "byol": lambda: BYOL(_cnn()),
+    "byol_linear_predictor": lambda: BYOL(_cnn(), predictor="linear"),
+    "simsiam": lambda: SimSiam(_cnn()),
+    "dino": lambda: DINO(_cnn(), num_prototypes=32, local_size=16),
+    "sla": lambda: SLA(_cnn(), 10),
+    "sla_invariant": lambda: SLA(_cnn(), 10, joint=False),
 }
 
 
@@ -141,6 +151,8 @@ def test_a_different_hyperparameter_gives_a_different_cache_entry():
     (lambda: Supervised(_cnn(), 10, label_smoothing=1.0), "label_smoothing"),
     (lambda: Supervised(_cnn(), 10, recipe="crop"), "recipe"),
     (lambda: SimCLR(_cnn(), loss_fn="nt_xent"), "loss_fn"),
+    (lambda: SLA(_cnn(), num_classes=0), "num_classes"),
+    (lambda: SLA(_cnn(), 4, joint=1), "joint"),
 ])
 def test_invalid_hyperparameters_name_the_parameter(make, name):
     with pytest.raises(ValueError, match=name):
@@ -194,6 +206,72 @@ def test_rotnet_targets_follow_the_rotations_of_upright_images():
     method.head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape))
     method.training_step(images)
     assert seen == [(32, 4)]
+
+
+def _bright_top(n=6, seed=0) -> torch.Tensor:
+    """Upright images: bright top half, dark bottom half, a little noise."""
+    images = torch.full((n, 3, 32, 32), 30, dtype=torch.uint8)
+    images[:, :, :16] = 200
+    return images + torch.randint(0, 20, images.shape, dtype=torch.uint8,
+                                  generator=torch.Generator().manual_seed(seed))
+
+
+def _sla_reading(joint_rows: dict[int, int], num_classes=3) -> SLA:
+    """SLA on HalfBrightness whose joint logit ``row`` reads the brightness of side ``k``."""
+    method = SLA(HalfBrightness(), num_classes, recipe=IDENTITY)
+    with torch.no_grad():
+        method.classifier.weight.zero_()
+        method.classifier.bias.zero_()
+        for row, side in joint_rows.items():
+            method.classifier.weight[row, side] = 5.0
+    return method
+
+
+@pytest.mark.parametrize("label", [0, 2])
+def test_sla_joint_label_is_class_major_and_follows_the_rotation(label):
+    # Rotation k moves the bright side to side k (top, left, bottom, right), so the row that
+    # reads side k wins for the k-th quarter of the batch. Joint label 4·c + k: the rows
+    # 4·label + k must be the targets; a rotation-major order (3·k + c) fails for k > 0.
+    method = _sla_reading({4 * label + k: k for k in range(4)})
+    images = _bright_top()
+    loss, logs = method.training_step(images, torch.full((6,), label))
+    assert logs["train_acc"] == 1.0
+    assert loss < math.log(12)
+    wrong = _sla_reading({3 * k + label: k for k in range(4)})
+    assert wrong.training_step(images, torch.full((6,), label))[1]["train_acc"] == 0.25
+
+
+def test_sla_invariant_baseline_has_one_label_per_class_for_every_rotation():
+    method = SLA(HalfBrightness(), 3, joint=False, recipe=IDENTITY)
+    assert method.classifier.out_features == 3
+    with torch.no_grad():
+        method.classifier.weight.zero_()
+        method.classifier.bias.copy_(torch.tensor([0.0, 10.0, 0.0]))   # always class 1
+    loss, logs = method.training_step(_bright_top(), torch.ones(6, dtype=torch.long))
+    assert logs["train_acc"] == 1.0 and loss < 1e-3
+
+
+def test_sla_aggregated_inference_matches_each_rotation_with_its_own_logit():
+    # Class 1 reads side k of the input turned by k, which is the input's top every time;
+    # class 2 reads side k + 1, which is the input's left every time. Aggregated over the four
+    # rotations, class 1 scores the top's mean and class 2 the left's (noise makes left and
+    # right differ, so a wrong pairing of rotation and logit shows).
+    method = _sla_reading({**{4 + k: k for k in range(4)},
+                           **{8 + k: (k + 1) % 4 for k in range(4)}}).eval()
+    x = views.augment(_bright_top(), IDENTITY)                    # (6, 3, 32, 32) upright
+    sides = method.backbone(x)                                    # (6, 4): top, left, bottom, right
+    scores = method.class_logits(x)                               # (6, 3)
+    rounding = 4 * EPS * 5 * sides.abs().max().item()                   # the same sums, other order
+    assert torch.allclose(scores[:, 0], torch.zeros(6))
+    assert torch.allclose(scores[:, 1], 5 * sides[:, 0], atol=rounding)
+    assert torch.allclose(scores[:, 2], 5 * sides[:, 1], atol=rounding)
+    assert method.predict(x).eq(1).all()
+    # An input already turned a quarter: every rotation lands one side further, class 2 wins.
+    assert method.predict(torch.rot90(x, 1, dims=(-2, -1))).eq(2).all()
+    # Single inference reads the logits of (class, 0°) of the input as it is.
+    single = method.class_logits(x, aggregate=False)
+    assert torch.allclose(single, torch.stack([0 * sides[:, 0], 5 * sides[:, 0],
+                                               5 * sides[:, 1]], 1))
 
 
 class TileValue(nn.Module):
@@ -589,7 +667,7 @@ def test_five_steps_of_fit_run_for_every_method(name, shapes):
     images, labels = shapes
     torch.manual_seed(0)
     method = BUILDERS[name]()
-    history = fit(method, images, labels if name == "supcon" else None,
+    history = fit(method, images, labels if name in ("supcon", "sla", "sla_invariant") else None,
                   TrainConfig(steps=5, batch_size=32), progress=False)
     assert history.step == [1, 2, 3, 4, 5]
     assert all(math.isfinite(v) for v in history.loss)

@@ -8,9 +8,9 @@ are extracted once (:func:`extract_features`), and two cheap classifiers read th
 
 :func:`label_efficiency` repeats a probe with 1, 10, 100, … labels per class. Label-free
 diagnostics read the embedding geometry directly: :func:`embedding_std` (collapse),
-:func:`effective_rank` (RankMe), :func:`alignment` and :func:`uniformity`. A clustering is
-scored against labels by :func:`cluster_accuracy`, :func:`nmi` and :func:`ari` (from
-:mod:`sslkit.cluster`).
+:func:`effective_rank` (RankMe), :func:`collapse_logs` (both, per training step),
+:func:`alignment` and :func:`uniformity`. A clustering is scored against labels by
+:func:`cluster_accuracy`, :func:`nmi` and :func:`ari` (from :mod:`sslkit.cluster`).
 
 One module per idea: ``features``, ``knn``, ``probe``, ``efficiency``, ``diagnostics``. The
 report card, which *trains* a baseline, lives in :mod:`sslkit.baselines`, so evaluation never
@@ -23,7 +23,7 @@ on the device the features live on.
 from __future__ import annotations
 
 from ..cluster import ari, cluster_accuracy, nmi
-from .diagnostics import alignment, effective_rank, embedding_std, uniformity
+from .diagnostics import alignment, collapse_logs, effective_rank, embedding_std, uniformity
 from .efficiency import _class_orders, label_efficiency  # noqa: F401 (used by solution 00)
 from .features import extract_features
 from .knn import knn_accuracy, knn_classify
@@ -31,6 +31,6 @@ from .probe import ProbeResult, _stratified_holdout, linear_probe  # noqa: F401 
 
 __all__ = [
     "extract_features", "knn_classify", "knn_accuracy", "ProbeResult", "linear_probe",
-    "label_efficiency", "embedding_std", "effective_rank", "alignment", "uniformity",
-    "cluster_accuracy", "nmi", "ari",
+    "label_efficiency", "embedding_std", "effective_rank", "collapse_logs", "alignment",
+    "uniformity", "cluster_accuracy", "nmi", "ari",
 ]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .._validate import check_positive_int, check_range, check_same_shape
 from .features import _check_features
 
-__all__ = ["embedding_std", "effective_rank", "alignment", "uniformity"]
+__all__ = ["embedding_std", "effective_rank", "collapse_logs", "alignment", "uniformity"]
 
 
 def embedding_std(z: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,15 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> float:
         return 1.0  # all-zero embeddings: fully collapsed
     p = s / s.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def collapse_logs(z: torch.Tensor) -> dict[str, float]:
+    """What a method logs each step to watch for collapse, from a batch of embeddings ``(N, D)``:
+    ``z_std``, the mean of :func:`embedding_std` (about ``1/sqrt(D)`` when spread, 0 when
+    collapsed), and ``z_rank``, the :func:`effective_rank` (RankMe) of the batch."""
+    z = z.detach().float()
+    return {"z_std": embedding_std(z).mean().item(), "z_rank": effective_rank(z)}
 
 
 def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:

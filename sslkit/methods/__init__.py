@@ -14,12 +14,18 @@ method, named after it. The contract (``training_step``, ``uses_index``, ``on_ep
   balanced by Sinkhorn-Knopp), :class:`SwAV` (swapped prediction of balanced codes against
   prototypes), :class:`SCAN` (neighbours share a cluster), :class:`OBoW` (bags of visual
   words);
-- the baseline: :class:`Supervised` (cross-entropy on the labelled images only).
+- self-distillation (no negatives): :class:`BYOL` (predictor and EMA target), :class:`SimSiam`
+  (stop-gradient only), :class:`DINO` (centred, sharpened EMA teacher over prototypes);
+- supervised: :class:`Supervised` (cross-entropy on the labelled images only: the baseline) and
+  :class:`SLA` (joint (class, rotation) labels, or rotation as augmentation).
 """
 
-from .base import Method, ema_update_, function_key
+from .base import Method, ema_update_, function_key, momentum_at
+from .byol import BYOL
 from .deepcluster import DeepCluster
+from .dino import DINO, DINOHead, update_center_
 from .jigsaw import Jigsaw
+from .label_augmentation import SLA
 from .moco import MoCo
 from .obow import OBoW
 from .position import PositionPrediction
@@ -27,12 +33,14 @@ from .rotnet import RotNet
 from .scan import SCAN, mine_neighbours
 from .sela import SeLa
 from .simclr import SimCLR
+from .simsiam import SimSiam
 from .supcon import SupCon
 from .supervised import Supervised
 from .swav import SwAV
 
 __all__ = [
-    "Method", "ema_update_", "function_key", "Supervised", "RotNet", "Jigsaw",
+    "Method", "ema_update_", "momentum_at", "function_key", "Supervised", "RotNet", "Jigsaw",
     "PositionPrediction", "SimCLR", "MoCo", "SupCon", "DeepCluster", "SeLa",
-    "SwAV", "SCAN", "mine_neighbours", "OBoW",
+    "SwAV", "SCAN", "mine_neighbours", "OBoW", "SLA",
+    "BYOL", "SimSiam", "DINO", "DINOHead", "update_center_",
 ]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import math
 
 import torch
 from torch import nn
 
-__all__ = ["Method", "ema_update_", "accuracy", "function_key"]
+__all__ = ["Method", "ema_update_", "momentum_at", "accuracy", "function_key"]
 
 
 def function_key(fn) -> str:
@@ -47,6 +48,20 @@ def ema_update_(target: nn.Module, online: nn.Module, momentum: float) -> None:
     """
     for p_t, p_o in zip(target.parameters(), online.parameters(), strict=True):
         p_t.mul_(momentum).add_(p_o.detach(), alpha=1.0 - momentum)
+
+
+def momentum_at(momentum: float, schedule: str, step: int, total_steps: int | None) -> float:
+    """The EMA momentum after ``step`` of ``total_steps`` optimiser steps.
+
+    ``schedule="constant"`` keeps ``m``; ``"cosine"`` raises it from ``m`` to 1 over the run,
+    ``m_t = 1 − (1 − m)·(cos(π t / T) + 1) / 2``, the schedule of BYOL ("Bootstrap Your Own
+    Latent", 2020, arXiv 2006.07733) and DINO (2021, arXiv 2104.14294). With a time budget
+    (``total_steps`` unknown) it stays at ``m``.
+    """
+    if schedule == "constant" or not total_steps:
+        return momentum
+    t = min(step / total_steps, 1.0)
+    return 1.0 - (1.0 - momentum) * (math.cos(math.pi * t) + 1.0) / 2.0
 
 
 @torch.no_grad()

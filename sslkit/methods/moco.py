@@ -22,7 +22,6 @@ One step, in the order of the paper's Algorithm 1:
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
@@ -39,7 +38,7 @@ from .._validate import (
     check_temperature,
 )
 from ..models import projector as make_projector
-from .base import Method, ema_update_, function_key
+from .base import Method, ema_update_, function_key, momentum_at
 
 __all__ = ["MoCo"]
 
@@ -166,10 +165,7 @@ class MoCo(Method):
 
     def current_momentum(self, step: int, total_steps: int | None) -> float:
         """``m`` after ``step`` of ``total_steps`` optimiser steps (see the class docstring)."""
-        if self.momentum_schedule == "constant" or not total_steps:
-            return self.momentum
-        t = min(step / total_steps, 1.0)
-        return 1.0 - (1.0 - self.momentum) * (math.cos(math.pi * t) + 1.0) / 2.0
+        return momentum_at(self.momentum, self.momentum_schedule, step, total_steps)
 
     # ------------------------------------------------------------------------------- training
     def training_step(self, images: torch.Tensor, labels: torch.Tensor | None = None):
