@@ -21,6 +21,8 @@ from sslkit.methods import (
     BYOL,
     DINO,
     SLA,
+    WMSE,
+    BarlowTwins,
     Jigsaw,
     MoCo,
     PositionPrediction,
@@ -29,6 +31,7 @@ from sslkit.methods import (
     SimSiam,
     SupCon,
     Supervised,
+    VICReg,
     function_key,
 )
 from sslkit.pretext import jigsaw_permutations
@@ -73,6 +76,9 @@ BUILDERS = {
     "byol_linear_predictor": lambda: BYOL(_cnn(), predictor="linear"),
     "simsiam": lambda: SimSiam(_cnn()),
     "dino": lambda: DINO(_cnn(), num_prototypes=32, local_size=16),
+    "vicreg": lambda: VICReg(_cnn()),
+    "barlow_twins": lambda: BarlowTwins(_cnn()),
+    "wmse": lambda: WMSE(_cnn(), proj_dim=4),
     "sla": lambda: SLA(_cnn(), 10),
     "sla_invariant": lambda: SLA(_cnn(), 10, joint=False),
 }

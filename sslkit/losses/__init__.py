@@ -6,7 +6,8 @@ One module per family of methods; every public name is importable from ``sslkit.
   SupCon (lectures 03–04);
 - :mod:`~sslkit.losses.clustering` — SwAV's swapped prediction, SCAN (lecture 05);
 - :mod:`~sslkit.losses.distillation` — BYOL's normalised MSE, DINO's loss (lecture 06);
-- :mod:`~sslkit.losses.redundancy` — Barlow Twins, VICReg's three terms (lecture 07);
+- :mod:`~sslkit.losses.redundancy` — Barlow Twins, VICReg's three terms, W-MSE's whitening
+  (lecture 07);
 - :mod:`~sslkit.losses.masked` — MAE's masked-patch MSE (lecture 08).
 
 State a loss needs between steps (a queue, a centre, prototypes, pseudo-labels) lives in the
@@ -28,6 +29,8 @@ from .redundancy import (
     invariance,
     variance,
     vicreg_loss,
+    whiten,
+    wmse_loss,
 )
 
 __all__ = [
@@ -36,6 +39,6 @@ __all__ = [
     "swapped_prediction", "scan_consistency", "assignment_entropy", "scan_loss",
     "normalized_mse", "dino_loss",
     "cross_correlation", "barlow_twins_loss", "invariance", "variance", "covariance",
-    "vicreg_loss",
+    "vicreg_loss", "whiten", "wmse_loss",
     "masked_mse",
 ]

@@ -8,6 +8,9 @@ different information, so that collapse (every dimension the same, or constant) 
   agree), :func:`variance` (every dimension keeps a standard deviation of at least γ) and
   :func:`covariance` (off-diagonal covariances vanish) ("VICReg: Variance-Invariance-Covariance
   Regularization for Self-Supervised Learning", 2021, arXiv 2105.04906).
+- :func:`whiten` and :func:`wmse_loss` — whiten each view's batch of embeddings (zero mean,
+  identity covariance), then pull the views together ("Whitening for Self-Supervised
+  Representation Learning", W-MSE, 2020, arXiv 2007.06346).
 
 Statistics are over the batch, in float32 even under bf16 autocast. Under DDP each rank sees its
 own slice of the batch; for full-batch statistics, pass ``gather_with_grad(z)`` of both views
@@ -21,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from .._validate import check_range, check_same_shape, check_tensor
+from .distillation import normalized_mse
 
 __all__ = ["cross_correlation", "barlow_twins_loss", "invariance", "variance", "covariance",
-           "vicreg_loss"]
+           "vicreg_loss", "whiten", "wmse_loss"]
 
 
 def _pair(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,3 +105,37 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim_weight: float = 25.0,
     return (sim_weight * invariance(z1, z2)
             + var_weight * (variance(z1) + variance(z2))
             + cov_weight * (covariance(z1) + covariance(z2)))
+
+
+def whiten(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Batch whitening by a Cholesky factor, as in W-MSE (2020, arXiv 2007.06346).
+
+    ``z`` ``(N, D)`` with ``N > D`` → ``(N, D)``: ``L⁻¹ (z − mean)`` per row, where ``L Lᵀ`` is the
+    batch covariance plus ``eps·I`` (unbiased). The output has zero mean and, up to ``eps``, the
+    identity covariance, so every direction carries the same variance and none can collapse.
+    Differentiable (the gradient flows through the mean and the factor), in float32.
+    """
+    check_tensor("z", z, ("N", "D"), min_rows=2)
+    check_range("eps", eps, 0.0, None, low_open=True)
+    n, d = z.shape
+    if n <= d:
+        raise ValueError(f"whiten needs more rows than dimensions to estimate a covariance, got "
+                         f"z of shape {tuple(z.shape)}: use a batch larger than {d}")
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        c = z.float() - z.float().mean(dim=0)                          # (N, D)
+        cov = c.T @ c / (n - 1) + eps * torch.eye(d, device=z.device)   # (D, D)
+        factor = torch.linalg.cholesky(cov)                             # lower triangular L
+        return torch.linalg.solve_triangular(factor, c.T, upper=False).T
+
+
+def wmse_loss(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """W-MSE with one whitening batch per view: ``normalized_mse(whiten(z1), whiten(z2))``.
+
+    ``z1``, ``z2`` ``(B, D)`` with ``B > D`` → scalar in [0, 4]. The paper splits a large batch
+    into several whitening sub-batches and may repeat with other splits; one sub-batch per view
+    is the compact form. Whitening makes collapse impossible (a whitened batch always spans all
+    ``D`` directions), so the views can simply be pulled together.
+    """
+    check_same_shape("z1", z1, "z2", z2)
+    return normalized_mse(whiten(z1, eps), whiten(z2, eps))
+

@@ -16,10 +16,13 @@ method, named after it. The contract (``training_step``, ``uses_index``, ``on_ep
   words);
 - self-distillation (no negatives): :class:`BYOL` (predictor and EMA target), :class:`SimSiam`
   (stop-gradient only), :class:`DINO` (centred, sharpened EMA teacher over prototypes);
+- redundancy reduction: :class:`BarlowTwins` (cross-correlation to the identity),
+  :class:`VICReg` (variance, invariance, covariance), :class:`WMSE` (whitening, then MSE);
 - supervised: :class:`Supervised` (cross-entropy on the labelled images only: the baseline) and
   :class:`SLA` (joint (class, rotation) labels, or rotation as augmentation).
 """
 
+from .barlow_twins import BarlowTwins
 from .base import Method, ema_update_, function_key, momentum_at
 from .byol import BYOL
 from .deepcluster import DeepCluster
@@ -37,10 +40,12 @@ from .simsiam import SimSiam
 from .supcon import SupCon
 from .supervised import Supervised
 from .swav import SwAV
+from .vicreg import VICReg
+from .wmse import WMSE
 
 __all__ = [
     "Method", "ema_update_", "momentum_at", "function_key", "Supervised", "RotNet", "Jigsaw",
     "PositionPrediction", "SimCLR", "MoCo", "SupCon", "DeepCluster", "SeLa",
     "SwAV", "SCAN", "mine_neighbours", "OBoW", "SLA",
-    "BYOL", "SimSiam", "DINO", "DINOHead", "update_center_",
+    "BYOL", "SimSiam", "DINO", "DINOHead", "update_center_", "BarlowTwins", "VICReg", "WMSE",
 ]
