@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from distributed_helpers import run_on_ranks
 from torch import nn
 
+from sslkit import train as train_module
 from sslkit.methods import Method
 from sslkit.train import (
     CheckpointError,
@@ -311,3 +312,31 @@ def test_same_seed_same_weights_in_separate_processes():
     runs = [subprocess.run([sys.executable, "-c", _RUN_ONCE], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] and runs[0].strip()
+
+
+class AutocastSpy(TinyClassifier):
+    """Records whether each step's forward ran under CPU bf16 autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.autocast_seen: list[bool] = []
+
+    def training_step(self, images, labels=None):
+        self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        return super().training_step(images, labels)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_cpu_only_where_the_cpu_has_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    images, y = _data()
+    spy = AutocastSpy()
+    if native:
+        fit(spy, images, y, TrainConfig(steps=2, batch_size=16, amp="bf16"), progress=False)
+    else:
+        with pytest.warns(UserWarning, match="native bf16"):
+            fit(spy, images, y, TrainConfig(steps=2, batch_size=16, amp="bf16"), progress=False)
+    assert spy.autocast_seen == [native, native]
+    default = AutocastSpy()                                  # "auto" stays float32 on CPU
+    fit(default, images, y, TrainConfig(steps=2, batch_size=16), progress=False)
+    assert default.autocast_seen == [False, False]
