@@ -10,22 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_self_distillation import IDENTITY, _cnn, _images  # identity view, small CNN, noise
 
-from sslkit import losses, models, views
+from sslkit import losses, views
 from sslkit.methods import WMSE, BarlowTwins, VICReg
-
-IDENTITY = views.Recipe(size=32, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0,
-                        jitter_p=0.0, grayscale_p=0.0)
-EPS = torch.finfo(torch.float32).eps
-
-
-def _cnn() -> models.SmallCNN:
-    return models.SmallCNN(widths=(8, 16, 32))
-
-
-def _images(n=48, seed=0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
 
 
 def _direct_embedding(method, images):
@@ -64,7 +52,7 @@ def test_wmse_of_identical_views_is_zero_and_of_independent_views_about_two():
 def test_vicreg_loss_is_the_library_loss_of_its_two_views():
     torch.manual_seed(0)
     method = VICReg(_cnn(), proj_dim=16, recipe=IDENTITY)
-    images = _images()
+    images = _images(48)
     loss, logs = method.training_step(images)
     z = _direct_embedding(method, images)
     expected = losses.vicreg_loss(z, z)
@@ -78,7 +66,7 @@ def test_vicreg_weights_switch_terms_off():
     torch.manual_seed(0)
     method = VICReg(_cnn(), proj_dim=16, sim_weight=0.0, var_weight=0.0, cov_weight=1.0,
                     recipe=IDENTITY)
-    images = _images()
+    images = _images(48)
     loss, logs = method.training_step(images)
     torch.testing.assert_close(loss, torch.tensor(2 * logs["covariance"]), rtol=1e-4, atol=1e-6)
 
@@ -86,7 +74,7 @@ def test_vicreg_weights_switch_terms_off():
 def test_barlow_twins_with_identical_views_has_a_unit_diagonal():
     torch.manual_seed(0)
     method = BarlowTwins(_cnn(), proj_dim=16, lambd=0.01, recipe=IDENTITY)
-    images = _images()
+    images = _images(48)
     loss, logs = method.training_step(images)
     # C_ii = var / (var + 1e-5): within 1e-5 / var of 1 for every dimension of unit-scale z.
     assert logs["on_diagonal"] < 1e-6
@@ -98,7 +86,7 @@ def test_barlow_twins_with_identical_views_has_a_unit_diagonal():
 def test_wmse_with_identical_views_is_zero_and_needs_a_batch_larger_than_its_dimension():
     torch.manual_seed(0)
     method = WMSE(_cnn(), proj_dim=8, recipe=IDENTITY)
-    loss, logs = method.training_step(_images())
+    loss, logs = method.training_step(_images(48))
     assert loss.item() < 1e-5 and logs["cos_sim"] > 1 - 1e-5
     with pytest.raises(ValueError, match="batch larger than 32"):
         WMSE(_cnn(), proj_dim=32).training_step(_images(16))
