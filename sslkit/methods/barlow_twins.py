@@ -34,9 +34,10 @@ class BarlowTwins(Method):
         C = cross_correlation(z1, z2)   (proj_dim, proj_dim)
         loss = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²      (:func:`sslkit.losses.barlow_twins_loss`)
 
-    The paper's λ = 5·10⁻³ balances 8192 diagonal against 8192² off-diagonal entries; with
-    ``D`` dimensions the off-diagonal sum has ``D² − D`` terms, so λ ≈ 1/D keeps the same
-    balance at a smaller ``D``.
+    The diagonal sum has ``D`` terms and the off-diagonal one ``D² − D``, so the balance set by
+    λ depends on ``D``: the paper's λ = 5·10⁻³ is for D = 8192. In lecture 03's budget (batch
+    128), D = 512 with λ = 2·10⁻³ learns where D = 128 with λ = 5·10⁻³ barely does
+    (``benchmarks/negative_free_budget.py``).
 
     Args:
         backbone: encoder ``(N, 3, S, S)`` → ``(N, backbone.feature_dim)``; kept and probed.

@@ -41,7 +41,8 @@ class BYOL(Method):
     :func:`sslkit.losses.normalized_mse` is ``2 − 2·cos``. After each optimiser step the target
     moves towards the online weights, ``θ_t ← m·θ_t + (1 − m)·θ_o``, with ``m`` rising from
     ``momentum`` to 1 on a cosine (:func:`sslkit.methods.base.momentum_at`); the paper uses
-    0.996 over hundreds of epochs, 0.99 suits a notebook's few hundred steps.
+    0.996 over hundreds of epochs, and the default here, 0.99, lets the target follow faster
+    in short runs.
 
     Args:
         backbone: encoder ``(N, 3, S, S)`` → ``(N, backbone.feature_dim)``; ``.backbone`` is

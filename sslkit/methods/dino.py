@@ -103,7 +103,7 @@ class DINO(Method):
             prototype.
         center_momentum: momentum of the centre's moving average (0.9).
         momentum, momentum_schedule: the teacher's EMA (0.996 and ``"cosine"`` in the paper;
-            0.99 suits a few hundred steps).
+            the default 0.99 lets the teacher follow faster in short runs).
         n_local, local_size, local_scale: multi-crop's small crops (0 switches them off).
         recipe: the global views' distribution (``None``: ``views.simclr_recipe(S,
             colour="strong")``); the local views use it at ``local_size`` and ``local_scale``.
