@@ -35,7 +35,9 @@ public is re-exported here, so notebooks write ``from sslkit import checks; chec
   *Self-labelling via simultaneous clustering and representation learning* (2019, arXiv
   1911.05371), *Unsupervised Learning of Visual Features by Contrasting Cluster Assignments*
   (2020, arXiv 2006.09882), *SCAN: Learning to Classify Images without Labels* (2020, arXiv
-  2005.12320).
+  2005.12320);
+- ``ex06_dino`` (exercise 06): :func:`dino_loss` and :func:`update_center` — *Emerging
+  Properties in Self-Supervised Vision Transformers* (2021, arXiv 2104.14294).
 
 Private helpers stay in their module: tests import them from there
 (``from sslkit.checks.ex03_nt_xent import _nt_xent_variant``), never through this package.
@@ -80,6 +82,7 @@ from .ex02_rotation import rotation_batch
 from .ex03_nt_xent import nt_xent
 from .ex04_moco import momentum_update, update_queue
 from .ex05_clustering import cluster_accuracy, sinkhorn_knopp
+from .ex06_dino import dino_loss, update_center
 
 __all__ = [
     # the framework (_core)
@@ -98,4 +101,6 @@ __all__ = [
     "update_queue", "momentum_update",
     # exercise 05 (ex05_clustering)
     "sinkhorn_knopp", "cluster_accuracy",
+    # exercise 06 (ex06_dino)
+    "dino_loss", "update_center",
 ]

@@ -54,7 +54,8 @@ def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
     Centring alone would give a uniform output, sharpening alone one dominant prototype; the two
     together avoid both collapses. The centre is an EMA of the teacher's mean logits, kept by the
-    method. Returns a scalar.
+    method. The teacher is a target: no gradient flows into ``teacher_logits``. Returns a
+    scalar.
     """
     check_tensor("student_logits", student_logits, ("Vs", "B", "K"))
     check_tensor("teacher_logits", teacher_logits, ("Vt", "B", "K"))
@@ -72,7 +73,8 @@ def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     check_temperature(student_temperature, "student_temperature")
     check_temperature(teacher_temperature, "teacher_temperature")
     with torch.autocast(device_type=student_logits.device.type, enabled=False):
-        p_t = F.softmax((teacher_logits.float() - center.float()) / teacher_temperature, dim=-1)
+        p_t = F.softmax((teacher_logits.detach().float() - center.float()) / teacher_temperature,
+                        dim=-1)
         log_p_s = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
         ce = -torch.einsum("ibk,jbk->ijb", p_t, log_p_s).mean(dim=-1)   # (Vt, Vs)
     same = torch.eye(vt, vs, dtype=torch.bool, device=ce.device)        # view i with itself
