@@ -322,6 +322,14 @@ class TinyViT(nn.Module):
         pos = F.interpolate(pos, size=(gh, gw), mode="bicubic", align_corners=False)
         return pos.permute(0, 2, 3, 1).reshape(1, gh * gw, self.dim)
 
+    def _patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` → embedded patches plus their position embedding ``(B, N, dim)``."""
+        p = self.patch_size
+        tokens = self.patch_embed(patchify(x, p))
+        if self.pos_embed is not None:
+            tokens = tokens + self._pos_embed_for(x.shape[-2] // p, x.shape[-1] // p)
+        return tokens
+
     def forward_tokens(
         self,
         x: torch.Tensor,
@@ -330,11 +338,8 @@ class TinyViT(nn.Module):
     ) -> torch.Tensor:
         """``(B, 3, H, W)`` → tokens ``(B, N + [cls], dim)``, or ``(B, n_keep + [cls], dim)`` with
         ``keep_idx`` ``(B, n_keep)`` / ``mask`` ``(B, N)`` (see the class docstring)."""
-        b, _, h, w = x.shape
-        p = self.patch_size
-        tokens = self.patch_embed(patchify(x, p))  # (B, N, dim)
-        if self.pos_embed is not None:
-            tokens = tokens + self._pos_embed_for(h // p, w // p)
+        b = x.shape[0]
+        tokens = self._patch_tokens(x)  # (B, N, dim)
         if mask is not None:
             if keep_idx is not None:
                 raise ValueError("pass keep_idx or mask, not both")
@@ -351,6 +356,26 @@ class TinyViT(nn.Module):
         for block in self.blocks:
             tokens = block(tokens)
         return self.norm(tokens)
+
+    @torch.no_grad()
+    def cls_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """How the class token attends to the patches in the last block, per head.
+
+        ``(B, 3, H, W)`` → ``(B, heads, H/p, W/p)``: row 0 of the last block's attention
+        weights (softmax over the class token and every patch), without the class token's own
+        column, on the patch grid. The maps of *Emerging Properties in Self-Supervised Vision
+        Transformers* (2021, arXiv 2104.14294). Needs ``pool="cls"``.
+        """
+        if self.cls_token is None:
+            raise ValueError("cls_attention needs a class token: build the ViT with pool='cls'")
+        b, _, h, w = x.shape
+        *first, last = self.blocks
+        tokens = torch.cat([self.cls_token.expand(b, -1, -1), self._patch_tokens(x)], dim=1)
+        for block in first:
+            tokens = block(tokens)
+        q = last.norm1(tokens)
+        _, weights = last.self_attn(q, q, q, need_weights=True, average_attn_weights=False)
+        return weights[:, :, 0, 1:].reshape(b, -1, h // self.patch_size, w // self.patch_size)
 
     @staticmethod
     def _mask_to_keep_idx(mask: torch.Tensor, n: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sslkit import models
@@ -340,3 +341,24 @@ def test_backbone_kwargs_override_preset():
 def test_invalid_arguments_raise(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_cls_attention_is_the_class_tokens_softmax_row_in_the_last_block():
+    torch.manual_seed(0)
+    vit = models.TinyViT(image_size=16, patch_size=4, dim=16, depth=2, heads=2, pool="cls").eval()
+    x = torch.randn(3, 3, 16, 16)
+    maps = vit.cls_attention(x)                                    # (3, heads, 4, 4)
+    assert maps.shape == (3, 2, 4, 4)
+    # Independently: the last block's input, its pre-norm, q and k from the packed projection.
+    tokens = torch.cat([vit.cls_token.expand(3, -1, -1),
+                        vit.patch_embed(models.patchify(x, 4)) + vit.pos_embed], dim=1)
+    tokens = vit.blocks[0](tokens)
+    last = vit.blocks[1]
+    h = last.norm1(tokens)
+    q, k, _ = F.linear(h, last.self_attn.in_proj_weight, last.self_attn.in_proj_bias).chunk(3, -1)
+    q, k = (t.view(3, 17, 2, 8).transpose(1, 2) for t in (q, k))  # (B, heads, 17, 8)
+    attn = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1)
+    torch.testing.assert_close(maps, attn[:, :, 0, 1:].reshape(3, 2, 4, 4), rtol=1e-4, atol=1e-6)
+    assert bool((maps.sum((-1, -2)) <= 1 + 1e-6).all())            # the class token's own share
+    with pytest.raises(ValueError, match="pool='cls'"):
+        models.TinyViT(image_size=16, patch_size=4, dim=16, depth=1, heads=2).cls_attention(x)
