@@ -57,7 +57,7 @@ class DINOHead(nn.Module):
 
     ``(N, in_dim)`` → logits ``(N, K)``, each the cosine of the normalised bottleneck ``(N,
     bottleneck_dim)`` with a prototype (the paper's weight-normalised last layer with its norm
-    fixed to 1). ``embed(h)`` returns the normalised bottleneck.
+    fixed to 1). ``embed(h)`` returns the normalised bottleneck, ``logits(z)`` its cosines.
     """
 
     def __init__(self, in_dim: int, hidden_dim: int = 512, bottleneck_dim: int = 64,
@@ -72,9 +72,13 @@ class DINOHead(nn.Module):
         """Normalised bottleneck ``(N, bottleneck_dim)``."""
         return F.normalize(self.mlp(h), dim=1)
 
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Cosines ``(N, K)`` of normalised bottleneck vectors ``z`` with the prototypes."""
+        return z @ F.normalize(self.prototypes, dim=1).T
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)``: cosines of the normalised bottleneck with the prototypes."""
-        return self.embed(h) @ F.normalize(self.prototypes, dim=1).T      # (N, K) cosines
+        """Logits ``(N, K)``: ``logits(embed(h))``."""
+        return self.logits(self.embed(h))
 
 
 class DINO(Method):
@@ -179,15 +183,15 @@ class DINO(Method):
         global_x = torch.cat(crops[:2])                                    # (2B, 3, S, S)
         h = [self.backbone(global_x)] + ([self.backbone(torch.cat(crops[2:]))]
                                          if self.n_local else [])
-        z_global = self.head.embed(h[0])                                   # (2B, bottleneck)
-        student = torch.cat([self.head(g) for g in h]).view(len(crops), b, -1)   # (V, B, K)
+        z = [self.head.embed(g) for g in h]                   # (2B, bottleneck), (n_local·B, …)
+        student = torch.cat([self.head.logits(zi) for zi in z]).view(len(crops), b, -1)  # (V,B,K)
         with torch.no_grad():
             teacher = self.teacher_head(self.teacher_backbone(global_x)).view(2, b, -1)
         center = self.center if self.centering else torch.zeros_like(self.center)
         loss = (self.loss_fn or losses.dino_loss)(student, teacher, center,
                                                   self.student_temperature,
                                                   self.teacher_temperature)
-        logs = self._logs(teacher, center, z_global)
+        logs = self._logs(teacher, center, z[0])
         if self.centering:
             (self.center_update_fn or update_center_)(self.center, teacher, self.center_momentum)
         return loss, logs
