@@ -47,12 +47,15 @@ def test_cosine_momentum_rises_from_m_to_one_and_a_time_budget_keeps_it():
 
 # ----------------------------------------------------------------------------- BYOL
 def test_byol_without_predictor_starts_at_zero_loss_because_the_target_is_a_copy():
-    # p = z = t for identical views, so 2 − 2·cos = 0 up to float32 rounding of a cosine.
+    # p = z = t for identical views, so 2 − 2·cos = 0 up to float32 rounding of a cosine: each
+    # of the two normalisations and the dot product sums D terms (relative error ≤ D·EPS each,
+    # in any summation order), so |2 − 2·cos| ≤ 2·3·D·EPS.
     torch.manual_seed(0)
     method = BYOL(_cnn(), predictor="none", recipe=IDENTITY)
     loss, logs = method.training_step(_images())
-    assert abs(loss.item()) < 16 * EPS
-    assert logs["cos_sim"] == pytest.approx(1.0, abs=16 * EPS)
+    bound = 6 * method.projector.out_dim * EPS
+    assert abs(loss.item()) < bound
+    assert logs["cos_sim"] == pytest.approx(1.0, abs=bound)
 
 
 def test_byol_gradient_reaches_the_online_network_and_never_the_target():
