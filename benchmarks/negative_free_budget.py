@@ -40,7 +40,9 @@ SETTINGS = {
         DINO, dict(num_prototypes=100, bottleneck_dim=32, student_temperature=0.2),
         dict(lr=1e-3)),
     "VICReg (λ = μ = 25, ν = 1)": (VICReg, {}, {}),
-    "Barlow Twins, D = 128, λ = 5e-3": (BarlowTwins, {}, {}),
+    "Barlow Twins, D = 128, λ = 2e-3 (λD ≈ 1/4)": (BarlowTwins, dict(lambd=2e-3), {}),
+    "Barlow Twins, D = 128, λ = 8e-3 (λD ≈ 1, lecture 07)": (BarlowTwins, dict(lambd=8e-3), {}),
+    "Barlow Twins, D = 128, λ = 3.2e-2 (λD ≈ 4)": (BarlowTwins, dict(lambd=3.2e-2), {}),
     "Barlow Twins, D = 512, λ = 2e-3": (BarlowTwins, dict(proj_dim=512, lambd=2e-3), {}),
     "W-MSE, D = 32, lr 1e-3": (WMSE, {}, dict(lr=1e-3)),
 }

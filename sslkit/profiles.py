@@ -156,6 +156,32 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
                      bar_supervised_over_swav=None,   # measured, not asserted, on a GPU
                      exercise_steps=500, exercise_batch_size=256),
     },
+    "07_redundancy_reduction": {
+        # The data, views and encoder of lecture 03 (`easy` in quick). Barlow Twins' λ balances
+        # D diagonal terms against D² − D off-diagonal ones: near λ = 1/D it learns here, at
+        # 4·λ or λ/4 it barely does (benchmarks/negative_free_budget.py). VICReg keeps the paper's
+        # weights. The ablations run shorter: both collapses are plain long before step 150.
+        "quick": dict(preset="easy", batch_size=128, lr=3e-3, view_size=24, crop_scale=(0.5, 1.0),
+                      proj_hidden=512, proj_dim=128, steps=500, supervised_lr=5e-3,
+                      barlow_lambda=8e-3, wmse_dim=32, wmse_lr=1e-3, ablation_steps=150,
+                      stepwise_dim=16, stepwise_out=4, stepwise_init=1e-3, stepwise_steps=600,
+                      stepwise_lr=0.05, tldr_dim=16, tldr_neighbours=5, tldr_steps=200,
+                      tldr_batch_size=512, panel_steps=30, bar_over_supervised=0.10,
+                      bar_over_random=0.15, bar_barlow_over_supervised=0.0,
+                      bar_barlow_over_random=0.05, bar_collapsed_std=0.2, bar_rank_drop=0.3,
+                      bar_spearman=0.6, bar_diagonal_gain=0.3, exercise_steps=100,
+                      exercise_batch_size=64),
+        "full": dict(preset="hard", batch_size=512, lr=2e-3, view_size=32, crop_scale=(0.2, 1.0),
+                     proj_hidden=2048, proj_dim=2048, steps=20_000, supervised_lr=2e-3,
+                     barlow_lambda=5e-4, wmse_dim=64, wmse_lr=1e-3, ablation_steps=5_000,
+                     stepwise_dim=16, stepwise_out=4, stepwise_init=1e-3, stepwise_steps=600,
+                     stepwise_lr=0.05, tldr_dim=32, tldr_neighbours=5, tldr_steps=2_000,
+                     tldr_batch_size=1024, panel_steps=300, bar_over_supervised=None,
+                     bar_over_random=0.15, bar_barlow_over_supervised=None,
+                     bar_barlow_over_random=0.15, bar_collapsed_std=0.2, bar_rank_drop=0.3,
+                     bar_spearman=0.6, bar_diagonal_gain=0.3, exercise_steps=500,
+                     exercise_batch_size=256),
+    },
 }
 
 

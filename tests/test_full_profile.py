@@ -22,6 +22,8 @@ from sslkit import data, evaluate, models, profiles, views
 from sslkit.methods import (
     SCAN,
     SLA,
+    WMSE,
+    BarlowTwins,
     DeepCluster,
     Jigsaw,
     MoCo,
@@ -33,6 +35,7 @@ from sslkit.methods import (
     SupCon,
     Supervised,
     SwAV,
+    VICReg,
     mine_neighbours,
 )
 from sslkit.train import TrainConfig, fit
@@ -155,3 +158,26 @@ def test_full_05_clustering_methods():
                lr=S.scan_lr)
     _two_steps(OBoW(models.backbone(S.backbone), num_words=S.obow_words,
                     momentum=S.obow_momentum, recipe=_recipe(S)), pool, lr=S.lr)
+
+
+def test_full_07_redundancy_reduction_methods():
+    S = sslkit.sizes("07_redundancy_reduction", "full")
+    splits = _splits(S)
+    pool = splits.unlabeled
+    for weights in ({}, dict(var_weight=0.0), dict(cov_weight=0.0)):
+        _two_steps(VICReg(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
+                          proj_dim=S.proj_dim, recipe=_recipe(S), **weights), pool, lr=S.lr)
+    for lambd in (S.barlow_lambda, 0.0):
+        _two_steps(BarlowTwins(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
+                               proj_dim=S.proj_dim, lambd=lambd, recipe=_recipe(S)), pool,
+                   lr=S.lr)
+    # W-MSE whitens each view's batch: it needs more images per batch than dimensions
+    assert S.batch_size > S.wmse_dim
+    torch.manual_seed(0)
+    history = fit(WMSE(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
+                       proj_dim=S.wmse_dim, recipe=_recipe(S)), pool,
+                  config=TrainConfig(steps=2, batch_size=S.wmse_dim + 8, lr=S.wmse_lr),
+                  progress=False)
+    assert all(math.isfinite(v) for v in history.loss)
+    assert S.tldr_batch_size <= S.n_unlabeled and S.tldr_neighbours < S.n_unlabeled
+    assert S.stepwise_out <= S.stepwise_dim

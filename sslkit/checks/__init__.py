@@ -37,7 +37,10 @@ public is re-exported here, so notebooks write ``from sslkit import checks; chec
   (2020, arXiv 2006.09882), *SCAN: Learning to Classify Images without Labels* (2020, arXiv
   2005.12320);
 - ``ex06_dino`` (exercise 06): :func:`dino_loss` and :func:`update_center` — *Emerging
-  Properties in Self-Supervised Vision Transformers* (2021, arXiv 2104.14294).
+  Properties in Self-Supervised Vision Transformers* (2021, arXiv 2104.14294);
+- ``ex07_vicreg`` (exercise 07): :func:`variance`, :func:`covariance` and :func:`vicreg_loss` —
+  *VICReg: Variance-Invariance-Covariance Regularization for Self-Supervised Learning* (2021,
+  arXiv 2105.04906).
 
 Private helpers stay in their module: tests import them from there
 (``from sslkit.checks.ex03_nt_xent import _nt_xent_variant``), never through this package.
@@ -83,6 +86,7 @@ from .ex03_nt_xent import nt_xent
 from .ex04_moco import momentum_update, update_queue
 from .ex05_clustering import cluster_accuracy, sinkhorn_knopp
 from .ex06_dino import dino_loss, update_center
+from .ex07_vicreg import covariance, variance, vicreg_loss
 
 __all__ = [
     # the framework (_core)
@@ -103,4 +107,6 @@ __all__ = [
     "sinkhorn_knopp", "cluster_accuracy",
     # exercise 06 (ex06_dino)
     "dino_loss", "update_center",
+    # exercise 07 (ex07_vicreg)
+    "variance", "covariance", "vicreg_loss",
 ]

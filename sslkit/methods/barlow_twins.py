@@ -36,7 +36,8 @@ class BarlowTwins(Method):
 
     The diagonal sum has ``D`` terms and the off-diagonal one ``D² − D``, so the balance set by
     λ depends on ``D``: the paper's λ = 5·10⁻³ is for D = 8192. In lecture 03's budget (batch
-    128), D = 512 with λ = 2·10⁻³ learns where D = 128 with λ = 5·10⁻³ barely does
+    128) it learns with λ near 1/D (D = 128 with λ = 8·10⁻³, lecture 07's setting, or D = 512
+    with λ = 2·10⁻³) and barely with a λ a few times smaller or larger
     (``benchmarks/negative_free_budget.py``).
 
     Args:
