@@ -187,3 +187,23 @@ def graded_errors(root, learner: str, gid: str, check: str) -> tuple[str, list[s
     cell = next(c for c in executed.cells if c.source.startswith(f"checks.{check}("))
     return f"{err.ename}: {err.evalue}", [o.ename for o in cell.outputs
                                           if o.output_type == "error"]
+
+
+def expected_grades(name: str, learners, points: dict[str, int], lost: dict[str, tuple],
+                    crashed: tuple[str, ...] = ()) -> list[list[str]]:
+    """The rows ``sslkit.grade`` should write (header excluded) for ``learners``, in sorted
+    order, each over the graded cells of ``points`` (cell → points). A learner whose name starts
+    with a prefix in ``lost`` (prefix → cells) scores 0 on those cells and is flagged
+    ``failed_check`` (its wrong answer fails its public check cell), plus ``crashed`` if named
+    in ``crashed``; the learner ``unsolved`` is flagged ``unfinished``."""
+    rows = []
+    for learner in sorted(learners):
+        cells = next((c for prefix, c in lost.items() if learner.startswith(prefix)), ())
+        flags = "failed_check" if cells else ""
+        flags += ";crashed" if learner in crashed else ""
+        flags = "unfinished" if learner == "unsolved" else flags
+        for cell, pts in points.items():
+            rows.append([learner, name, cell, "0" if cell in cells else str(pts), str(pts),
+                         flags])
+    return rows
+

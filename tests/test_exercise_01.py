@@ -23,6 +23,7 @@ from notebook_helpers import (
     Exercise,
     assert_passed,
     by_id,
+    expected_grades,
     failed_at,
     graded_errors,
     passed,
@@ -362,18 +363,11 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    wrong_cell = {"e_": "e_step_tests", "m_": "m_step_tests", "p_": "pipeline_tests"}
-    expected = []
-    for learner in sorted(SUBMISSIONS):
-        lost = wrong_cell.get(learner[:2])
-        # a wrong answer also fails its own public check cell: flag "failed_check"; without the
-        # normalisation the variance becomes NaN, which a later given cell rejects: "crashed"
-        flags = "failed_check" if lost else ""
-        flags += ";crashed" if learner == "e_no_normalisation" else ""
-        for cell in CELLS:
-            expected.append([learner, NAME, cell, "0" if cell == lost else str(POINTS[cell]),
-                             str(POINTS[cell]), flags])
-    assert rows[1:] == expected, printed
+    # a wrong answer also fails its own public check cell: flag "failed_check"; without the
+    # normalisation the variance becomes NaN, which a later given cell rejects: "crashed"
+    lost = {"e_": ("e_step_tests",), "m_": ("m_step_tests",), "p_": ("pipeline_tests",)}
+    assert rows[1:] == expected_grades(NAME, SUBMISSIONS, POINTS, lost,
+                                       crashed=("e_no_normalisation",)), printed
 
 
 @pytest.mark.parametrize("learner, cell, error", [

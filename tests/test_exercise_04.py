@@ -27,6 +27,7 @@ from notebook_helpers import (
     Exercise,
     assert_passed,
     by_id,
+    expected_grades,
     failed_at,
     graded_errors,
     passed,
@@ -297,17 +298,11 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    wrong_cell = {"q_": "queue_tests", "m_": "momentum_tests"}
-    expected = []
-    for learner in sorted(SUBMISSIONS):
-        lost = wrong_cell.get(learner[:2])
-        flags = "failed_check" if lost else ""  # a wrong answer fails its public check cell
-        # a pointer that never wraps makes the given demonstration cell raise: "crashed" too
-        flags += ";crashed" if learner == "q_pointer_not_wrapping" else ""
-        for cell in CELLS:
-            expected.append([learner, NAME, cell, "0" if cell == lost else str(POINTS[cell]),
-                             str(POINTS[cell]), flags])
-    assert rows[1:] == expected, printed
+    # a wrong answer fails its public check cell; a pointer that never wraps makes the given
+    # demonstration cell raise: "crashed" too
+    lost = {"q_": ("queue_tests",), "m_": ("momentum_tests",)}
+    assert rows[1:] == expected_grades(NAME, SUBMISSIONS, POINTS, lost,
+                                       crashed=("q_pointer_not_wrapping",)), printed
 
 
 @pytest.mark.parametrize("learner, cell, error", [

@@ -23,6 +23,7 @@ import torch
 from notebook_helpers import (
     Exercise,
     assert_passed,
+    expected_grades,
     failed_at,
     graded_errors,
     passed,
@@ -283,16 +284,9 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    wrong_cell = {"s_": ("sinkhorn_tests",), "a_": ("accuracy_tests",), "un": CELLS}
-    expected = []
-    for learner in sorted(SUBMISSIONS):
-        lost = wrong_cell.get(learner[:2], ())
-        flags = "failed_check" if lost else ""  # a wrong answer fails its public check cell
-        flags = "unfinished" if learner == "unsolved" else flags  # the unsolved earns nothing
-        for cell in CELLS:
-            expected.append([learner, NAME, cell, "0" if cell in lost else str(POINTS[cell]),
-                             str(POINTS[cell]), flags])
-    assert rows[1:] == expected, printed
+    # a wrong answer fails its public check cell; the unsolved notebook earns nothing
+    lost = {"s_": ("sinkhorn_tests",), "a_": ("accuracy_tests",), "un": CELLS}
+    assert rows[1:] == expected_grades(NAME, SUBMISSIONS, POINTS, lost), printed
 
 
 @pytest.mark.parametrize("learner, cell, error", [

@@ -22,7 +22,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from notebook_helpers import Exercise, assert_passed, failed_at, graded_errors, passed
+from notebook_helpers import (
+    Exercise,
+    assert_passed,
+    expected_grades,
+    failed_at,
+    graded_errors,
+    passed,
+)
 
 from sslkit import checks, losses
 from sslkit.checks import CheckFailed
@@ -222,17 +229,9 @@ def test_grading_gives_full_points_to_the_correct_answers_and_takes_the_wrong_ce
     status, rows, printed, _ = graded
     assert status == 0, printed
     assert rows[0] == ["learner", "exercise", "cell", "points", "max_points", "flags"]
-    wrong_cell = {"v_": ("variance_tests",), "c_": ("covariance_tests",),
-                  "l_": ("loss_tests",), "un": CELLS}
-    expected = []
-    for learner in sorted(SUBMISSIONS):
-        lost = wrong_cell.get(learner[:2], ())
-        flags = "failed_check" if lost else ""  # a wrong answer fails its public check cell
-        flags = "unfinished" if learner == "unsolved" else flags
-        for cell in CELLS:
-            expected.append([learner, NAME, cell, "0" if cell in lost else str(POINTS[cell]),
-                             str(POINTS[cell]), flags])
-    assert rows[1:] == expected, printed
+    lost = {"v_": ("variance_tests",), "c_": ("covariance_tests",), "l_": ("loss_tests",),
+            "un": CELLS}
+    assert rows[1:] == expected_grades(NAME, SUBMISSIONS, POINTS, lost), printed
 
 
 @pytest.mark.parametrize("learner, cell, error", [
