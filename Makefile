@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export SSLKIT_CACHE ?= $(CURDIR)/build/cache
 
-.PHONY: run test lint unit lab exercises clean
+.PHONY: run test lint unit lab exercises clean gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The GPU check (CONTRIBUTING.md): every lecture's main training runs at the `full` sizes, each
+# capped at GPU_MAX_STEPS steps, timed and probed; build/gpu/results.json and one table. Runs with
+# the machine's own Python (torch and torchvision are all it needs); SMOKE=1 runs two steps of
+# each on whatever device there is (make test runs the same through tests/test_full_profile.py).
+GPU_MAX_STEPS ?= 1000
+gpu-check:
+	$(PYTHON) -m sslkit.gpu_check --max-steps $(GPU_MAX_STEPS) --out build/gpu $(if $(SMOKE),--smoke)
 
 # JupyterLab rooted at the repository (notebooks/, exercises/, solutions/ and the lectures'
 # ../exercises/ links all inside it), as any user (--allow-root only for root), with the git

@@ -20,7 +20,7 @@ __all__ = ["__version__", "device", "profile", "sizes", "setup"]
 _SUBMODULES = {
     "data", "views", "models", "pretext", "cluster", "losses", "methods", "evaluate", "train",
     "runs", "baselines", "plots", "widgets", "theory", "checks", "exercises", "grade", "report",
-    "course", "profiles",
+    "course", "gpu_check", "profiles",
 }
 
 

@@ -1,5 +1,6 @@
 """The ``full`` profile (GPU) is valid on any machine: every size a lecture reads exists there, and
-the lectures' methods built with the full sizes train for two steps.
+the lectures' main runs built with the full sizes train for two steps (``sslkit.gpu_check
+--smoke``, the same runs the GPU check times).
 
 The full sizes are never executed in CI (they are meant for a GPU), so a wrong name, shape or
 size would otherwise first fail in a lab. The sizes here are the profile's own; only the pool
@@ -8,7 +9,6 @@ and the batch are shrunk, so that ResNet-18 runs two steps on a CPU in seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -18,27 +18,7 @@ import pytest
 import torch
 
 import sslkit
-from sslkit import data, evaluate, models, profiles, views
-from sslkit.methods import (
-    SCAN,
-    SLA,
-    WMSE,
-    BarlowTwins,
-    DeepCluster,
-    Jigsaw,
-    MoCo,
-    OBoW,
-    PositionPrediction,
-    RotNet,
-    SeLa,
-    SimCLR,
-    SupCon,
-    Supervised,
-    SwAV,
-    VICReg,
-    mine_neighbours,
-)
-from sslkit.train import TrainConfig, fit
+from sslkit import gpu_check, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
@@ -70,114 +50,37 @@ def test_quick_and_full_define_the_same_sizes(stem):
 
 
 # ----------------------------------------------------------------------------- two steps each
-def _splits(S, n_unlabeled=128):
-    return data.shapeworld_splits(S.preset, n_unlabeled=n_unlabeled, labels_per_class=2,
-                                  n_val=20, n_test=20, image_size=S.image_size, seed=0)
+@pytest.mark.parametrize("stem", sorted(gpu_check.LECTURES))
+def test_every_lectures_full_runs_train_two_steps(stem):
+    """``python -m sslkit.gpu_check --smoke``: each lecture's main runs, built from its full
+    sizes, train two steps of a small batch and are probed."""
+    runs, splits = gpu_check.lecture_runs(stem, smoke=True, device=torch.device("cpu"))
+    assert runs
+    for r in runs:
+        out = gpu_check.run(r, splits, max_steps=None, smoke=True, device=torch.device("cpu"))
+        assert out["steps"] == 2 and math.isfinite(out["final_loss"]), (r.name, out)
+        assert 0.0 <= out["probe_acc_10pc"] <= 1.0 and out["full_steps"] >= 1, (r.name, out)
 
 
-def _two_steps(method, images, labels=None, lr=1e-3):
-    torch.manual_seed(0)
-    history = fit(method, images, labels, TrainConfig(steps=2, batch_size=8, lr=lr),
-                  progress=False)
-    assert history.step == [1, 2] and all(math.isfinite(v) for v in history.loss)
-    return history
-
-
-def _recipe(S):
-    return dataclasses.replace(views.simclr_recipe(S.view_size, colour="strong"),
-                               crop_scale=S.crop_scale)
-
-
-def test_full_00_supervised_baseline():
-    S = sslkit.sizes("00_tour_and_protocol", "full")
-    splits = _splits(S)
-    _two_steps(Supervised(models.backbone(S.backbone), splits.num_classes),
-               splits.train_x, splits.train_y, lr=S.supervised_lr)
-
-
-def test_full_02_pretext_tasks():
-    S = sslkit.sizes("02_pretext_tasks", "full")
-    splits = _splits(S)
-    _two_steps(RotNet(models.backbone(S.backbone)), splits.unlabeled, lr=S.rotnet_lr)
-    _two_steps(Jigsaw(models.backbone(S.backbone), grid=2, jitter=S.jigsaw_jitter),
-               splits.unlabeled, lr=S.jigsaw_lr)
-    vit = models.backbone("vit_tiny_nopos", image_size=S.image_size, **S.vit)
-    _two_steps(PositionPrediction(vit, mask_ratio=S.position_mask_ratio), splits.unlabeled,
-               lr=S.position_lr)
-    for joint in (True, False):
-        _two_steps(SLA(models.backbone(S.backbone), splits.num_classes, joint=joint),
-                   splits.train_x, splits.train_y, lr=S.sla_lr)
-
-
-def test_full_03_simclr_and_its_fair_baseline():
-    S = sslkit.sizes("03_contrastive_simclr", "full")
-    splits = _splits(S)
-    for t in S.sweep_temperatures:
-        _two_steps(SimCLR(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                          proj_dim=S.proj_dim, temperature=t, recipe=_recipe(S)),
-                   splits.unlabeled, lr=S.lr)
-    _two_steps(Supervised(models.backbone(S.backbone), splits.num_classes, recipe=_recipe(S)),
-               splits.train_x, splits.train_y, lr=S.supervised_lr)
-
-
-def test_full_04_moco_and_supcon():
-    S = sslkit.sizes("04_contrastive_moco_supcon", "full")
-    splits = _splits(S)
-    for q in (S.queue_size, *S.sweep_queue_sizes):
-        _two_steps(MoCo(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                        proj_dim=S.proj_dim, temperature=S.temperature, queue_size=q,
-                        momentum=S.momentum, recipe=_recipe(S)), splits.unlabeled, lr=S.moco_lr)
-    _two_steps(SupCon(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                      proj_dim=S.proj_dim, temperature=S.supcon_temperature,
-                      recipe=_recipe(S)), splits.train_x, splits.train_y, lr=S.lr)
-    assert S.nn_support <= S.n_unlabeled
+def test_full_sizes_meet_the_constraints_between_them():
+    s04 = sslkit.sizes("04_contrastive_moco_supcon", "full")
+    assert s04.nn_support <= s04.n_unlabeled
     # The lecture runs MoCo at batch B/4, and each step enqueues two keys per image.
-    assert min(S.queue_size, *S.sweep_queue_sizes) >= 2 * (S.batch_size // 4)
+    assert min(s04.queue_size, *s04.sweep_queue_sizes) >= 2 * (s04.batch_size // 4)
+    s05 = sslkit.sizes("05_clustering", "full")
+    assert s05.dc_pool <= s05.n_unlabeled and s05.sela_pool <= s05.n_unlabeled
+    assert max(s05.dc_clusters, s05.sela_clusters, s05.scan_neighbours) < s05.dc_pool
+    s07 = sslkit.sizes("07_redundancy_reduction", "full")
+    assert s07.batch_size > s07.wmse_dim   # W-MSE whitens a batch: more rows than dimensions
+    assert s07.tldr_batch_size <= s07.n_unlabeled and s07.tldr_neighbours < s07.n_unlabeled
+    assert s07.stepwise_out <= s07.stepwise_dim
 
 
-def test_full_05_clustering_methods():
-    S = sslkit.sizes("05_clustering", "full")
-    assert S.dc_pool <= S.n_unlabeled and S.sela_pool <= S.n_unlabeled
-    n = max(128, S.dc_clusters + 1, S.sela_clusters + 1, S.scan_neighbours + 1)
-    splits = _splits(S, n_unlabeled=n)
-    pool = splits.unlabeled
-    _two_steps(DeepCluster(models.backbone(S.backbone), pool_size=n, num_clusters=S.dc_clusters,
-                           recipe=_recipe(S)), pool, lr=S.lr)
-    _two_steps(SeLa(models.backbone(S.backbone), pool_size=n, num_clusters=S.sela_clusters,
-                    epsilon=S.sela_epsilon, recipe=_recipe(S)), pool, lr=S.lr)
-    _two_steps(SwAV(models.backbone(S.backbone), num_prototypes=S.num_prototypes,
-                    proj_hidden=S.proj_hidden, proj_dim=S.proj_dim,
-                    temperature=S.swav_temperature, epsilon=S.epsilon,
-                    sinkhorn_iters=S.sinkhorn_iters, n_local=S.n_local, recipe=_recipe(S),
-                    local_size=S.local_size, local_scale=S.local_scale,
-                    freeze_prototypes_steps=S.freeze_prototypes_steps), pool, lr=S.lr)
-    encoder = models.backbone(S.backbone)
-    neighbours = mine_neighbours(evaluate.extract_features(encoder, pool), S.scan_neighbours)
-    _two_steps(SCAN(encoder, neighbours, num_clusters=splits.num_classes,
-                    entropy_weight=S.scan_entropy_weight, recipe=_recipe(S)), pool,
-               lr=S.scan_lr)
-    _two_steps(OBoW(models.backbone(S.backbone), num_words=S.obow_words,
-                    momentum=S.obow_momentum, recipe=_recipe(S)), pool, lr=S.lr)
-
-
-def test_full_07_redundancy_reduction_methods():
-    S = sslkit.sizes("07_redundancy_reduction", "full")
-    splits = _splits(S)
-    pool = splits.unlabeled
-    for weights in ({}, dict(var_weight=0.0), dict(cov_weight=0.0)):
-        _two_steps(VICReg(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                          proj_dim=S.proj_dim, recipe=_recipe(S), **weights), pool, lr=S.lr)
-    for lambd in (S.barlow_lambda, 0.0):
-        _two_steps(BarlowTwins(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                               proj_dim=S.proj_dim, lambd=lambd, recipe=_recipe(S)), pool,
-                   lr=S.lr)
-    # W-MSE whitens each view's batch: it needs more images per batch than dimensions
-    assert S.batch_size > S.wmse_dim
-    torch.manual_seed(0)
-    history = fit(WMSE(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
-                       proj_dim=S.wmse_dim, recipe=_recipe(S)), pool,
-                  config=TrainConfig(steps=2, batch_size=S.wmse_dim + 8, lr=S.wmse_lr),
-                  progress=False)
-    assert all(math.isfinite(v) for v in history.loss)
-    assert S.tldr_batch_size <= S.n_unlabeled and S.tldr_neighbours < S.n_unlabeled
-    assert S.stepwise_out <= S.stepwise_dim
+def test_the_gpu_check_command_writes_results_and_a_table(tmp_path, capsys):
+    assert gpu_check.main(["--smoke", "--lectures", "00", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["smoke"] and list(results["lectures"]) == ["00_tour_and_protocol"]
+    [(name, r)] = results["lectures"]["00_tour_and_protocol"].items()
+    printed = capsys.readouterr().out
+    assert re.search(rf"^00_tour_and_protocol +{re.escape(name)} +2 ", printed, re.M), printed
+    assert gpu_check.main(["--smoke", "--lectures", "99"]) == 2
