@@ -228,11 +228,15 @@ def run(r: Run, splits, *, max_steps: int | None, smoke: bool, device) -> dict:
 
 
 def format_table(results: dict) -> str:
-    """One line per run: lecture, run, steps timed, s/step, minutes for the full step count."""
+    """One line per run: lecture, run, steps timed, s/step, minutes for the full step count,
+    probe; a run that failed shows its error instead."""
     lines = [f"{'lecture':28s} {'run':28s} {'steps':>6s} {'s/step':>8s} {'full min':>9s} "
              f"{'probe':>6s}"]
     for stem, runs in results["lectures"].items():
         for name, r in runs.items():
+            if "error" in r:
+                lines.append(f"{stem:28s} {name:28s} FAILED: {r['error']}")
+                continue
             lines.append(f"{stem:28s} {name:28s} {r['steps']:6d} {r['seconds_per_step']:8.4f} "
                          f"{r['seconds_per_step'] * r['full_steps'] / 60:9.1f} "
                          f"{r['probe_acc_10pc']:6.3f}")
@@ -250,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cap on every run's steps (default 1000)")
     parser.add_argument("--out", default="build/gpu", help="output folder (default build/gpu)")
     args = parser.parse_args(argv)
+    if args.max_steps < 1:
+        parser.error(f"--max-steps must be at least 1, got {args.max_steps}")
     wanted = [w for w in args.lectures.split(",") if w]
     stems = [s for s in LECTURES if not wanted or any(s.startswith(w) for w in wanted)]
     if not stems:
@@ -265,10 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         runs, splits = lecture_runs(stem, smoke=args.smoke, device=device)
         results["lectures"][stem] = {}
         for r in runs:
-            results["lectures"][stem][r.name] = run(r, splits, max_steps=args.max_steps,
-                                                    smoke=args.smoke, device=device)
-            print(f"{stem} | {r.name}: {results['lectures'][stem][r.name]['seconds']:.1f} s",
-                  flush=True)
+            try:   # one failed run (a NaN loss, memory) must not lose the others' numbers
+                out = run(r, splits, max_steps=args.max_steps, smoke=args.smoke, device=device)
+                print(f"{stem} | {r.name}: {out['seconds']:.1f} s", flush=True)
+            except Exception as err:
+                out = {"error": f"{type(err).__name__}: {err}"}
+                print(f"{stem} | {r.name}: FAILED, {out['error']}", flush=True)
+            results["lectures"][stem][r.name] = out
     results["seconds"] = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['seconds']:.0f} s in all")
     print(format_table(results))
     print(f"\nwrote {out / 'results.json'}")
-    return 0
+    failed = any("error" in r for runs in results["lectures"].values() for r in runs.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -84,3 +84,22 @@ def test_the_gpu_check_command_writes_results_and_a_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert re.search(rf"^00_tour_and_protocol +{re.escape(name)} +2 ", printed, re.M), printed
     assert gpu_check.main(["--smoke", "--lectures", "99"]) == 2
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--smoke", "--max-steps", "0"])
+
+
+def test_the_gpu_check_records_a_failed_run_and_goes_on(tmp_path, monkeypatch, capsys):
+    real_run = gpu_check.run
+
+    def flaky(r, *args, **kwargs):
+        if r.name == "Jigsaw":
+            raise FloatingPointError("the loss became NaN at step 2")
+        return real_run(r, *args, **kwargs)
+
+    monkeypatch.setattr(gpu_check, "run", flaky)
+    assert gpu_check.main(["--smoke", "--lectures", "02", "--out", str(tmp_path)]) == 1
+    runs = json.loads((tmp_path / "results.json").read_text())["lectures"]["02_pretext_tasks"]
+    assert runs["Jigsaw"] == {"error": "FloatingPointError: the loss became NaN at step 2"}
+    assert all("probe_acc_10pc" in r for name, r in runs.items() if name != "Jigsaw"), runs
+    assert re.search(r"^02_pretext_tasks +Jigsaw +FAILED: FloatingPointError",
+                     capsys.readouterr().out, re.M)
