@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
@@ -228,6 +229,20 @@ def test_with_hint_appends_the_hint_to_a_failure_or_an_exception_but_not_to_a_st
     with pytest.raises(NotImplementedError, match="^todo$"):
         checks.with_hint(stub, "h")()
     assert checks.with_hint(fails, None) is fails
+
+
+def test_mistake_hint_names_the_closest_matching_mistake_or_gives_the_rule():
+    mistakes = [(torch.tensor(1.0, dtype=torch.float64), "one"),
+                (torch.tensor(1.00005, dtype=torch.float64), "almost one"),
+                (torch.tensor([2.0, 3.0], dtype=torch.float64), "a pair")]
+    hint = functools.partial(checks.mistake_hint, mistakes=mistakes, rule="rule", atol=1e-4,
+                             rtol=0.0)
+    assert hint(torch.tensor(1.00004)) == "almost one"        # both match, the closer wins
+    assert hint(torch.tensor([0.99999])) == "one"             # a (1,) answer to a scalar case
+    assert hint(torch.tensor([2.0, 3.00001])) == "a pair"
+    assert hint(torch.tensor(1.5)) == "rule"                  # no mistake within tolerance
+    assert hint(torch.tensor([1.0, 1.0, 1.0])) == "rule"      # no mistake of that size
+    assert hint(1.0) == "rule"                                # not a tensor
 
 
 def test_the_small_helpers_for_writing_checks():

@@ -13,9 +13,10 @@ reach the inputs. A learner's ``NotImplementedError`` (the exercise stub) comes 
 
 Layout: ``_core`` holds the framework (:func:`compare`, :func:`compare_call`,
 :func:`check_symmetric`, :func:`check_gradient_flow`, :func:`run_checks`, :func:`randn`, the
-helpers :func:`with_hint`, :func:`format_value`, :func:`unit_rows`, :func:`detached_copy` and
-the worked example :func:`softmax`); one module ``exNN_<topic>`` per exercise holds its checks
-(the ``exNN_`` prefix keeps them apart from the library modules they check), and everything
+helpers :func:`with_hint`, :func:`mistake_hint`, :func:`format_value`, :func:`unit_rows`,
+:func:`detached_copy` and the worked example :func:`softmax`); one module ``exNN_<topic>`` per
+exercise holds its checks (the ``exNN_`` prefix keeps them apart from the library modules they
+check), and everything
 public is re-exported here, so notebooks write ``from sslkit import checks; checks.nt_xent(fn)``:
 
 - ``ex00_protocol`` (exercise 00): :func:`knn_classify`, :func:`label_efficiency`,
@@ -73,6 +74,7 @@ from ._core import (
     compare_call,
     detached_copy,
     format_value,
+    mistake_hint,
     randn,
     run_checks,
     softmax,
@@ -92,7 +94,7 @@ __all__ = [
     # the framework (_core)
     "CheckFailed", "compare", "compare_call", "check_symmetric", "check_gradient_flow",
     "run_checks", "randn", "softmax",
-    "with_hint", "format_value", "unit_rows", "detached_copy",
+    "with_hint", "mistake_hint", "format_value", "unit_rows", "detached_copy",
     # exercise 00 (ex00_protocol)
     "knn_classify", "label_efficiency", "knn_recorder", "KnnCall",
     # exercise 01 (ex01_theory)

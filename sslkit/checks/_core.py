@@ -21,7 +21,7 @@ __all__ = [
     "CheckFailed", "compare", "compare_call", "check_symmetric", "check_gradient_flow",
     "run_checks", "randn", "softmax",
     # helpers for writing checks
-    "with_hint", "format_value", "unit_rows", "detached_copy",
+    "with_hint", "mistake_hint", "format_value", "unit_rows", "detached_copy",
 ]
 
 
@@ -325,6 +325,21 @@ def with_hint(case: Callable[[], None], hint: str | None) -> Callable[[], None]:
                               ) from err
 
     return run
+
+
+def mistake_hint(got, mistakes, rule: str, *, atol: float, rtol: float) -> str:
+    """The hint for a wrong answer: ``mistakes`` pairs the output of each usual mistake (a
+    tensor, in float64 on the CPU) with its explanation; return the explanation of the mistake
+    ``got`` equals within ``atol`` and ``rtol`` (the closest one if several do), else ``rule``
+    (the correct formula in words). ``got`` that is not a tensor of the mistakes' size gets
+    ``rule``."""
+    if not isinstance(got, torch.Tensor):
+        return rule
+    value = got.detach().double().cpu()
+    close = [(float((value.reshape(wrong.shape) - wrong).abs().max()), why)
+             for wrong, why in mistakes if value.numel() == wrong.numel()
+             and torch.allclose(value.reshape(wrong.shape), wrong, atol=atol, rtol=rtol)]
+    return min(close, key=lambda pair: pair[0])[1] if close else rule
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:

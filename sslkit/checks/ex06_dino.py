@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._core import CheckFailed, compare, randn, run_checks
+from ._core import CheckFailed, compare, mistake_hint, randn, run_checks
 
 __all__ = ["dino_loss", "update_center"]
 
@@ -73,12 +73,8 @@ def _compare_loss(learner_fn: Callable, student, teacher, center, tau_s=0.1, tau
     try:
         compare("loss", got, want, atol=1e-5, rtol=1e-4, check_dtype=False)
     except CheckFailed as err:
-        hint = _LOSS_RULE
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            for variant, why in _loss_variants(student, teacher, center, tau_s, tau_t):
-                if torch.allclose(got.detach().double(), variant, atol=1e-5, rtol=1e-4):
-                    hint = why
-                    break
+        hint = mistake_hint(got, _loss_variants(student, teacher, center, tau_s, tau_t),
+                            _LOSS_RULE, atol=1e-5, rtol=1e-4)
         raise CheckFailed(f"{err}. Hint: {hint}") from None
 
 
@@ -176,11 +172,9 @@ def _compare_center(learner_fn: Callable, center, teacher, m):
     try:
         compare("center after the update", mine, want, atol=1e-6, rtol=1e-5)
     except CheckFailed as err:
-        hint = "c ← m·c + (1 − m)·mean of the teacher's logits over every view and sample"
-        for variant, why in _center_variants(center, teacher, m):
-            if torch.allclose(mine.double(), variant, atol=1e-6, rtol=1e-5):
-                hint = why
-                break
+        hint = mistake_hint(mine, _center_variants(center, teacher, m),
+                            "c ← m·c + (1 − m)·mean of the teacher's logits over every view and "
+                            "sample", atol=1e-6, rtol=1e-5)
         raise CheckFailed(f"{err}. Hint: {hint}") from None
 
 

@@ -18,24 +18,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._core import CheckFailed, check_gradient_flow, compare, randn, run_checks
+from ._core import CheckFailed, check_gradient_flow, compare, mistake_hint, randn, run_checks
 
 __all__ = ["variance", "covariance", "vicreg_loss"]
 
 _TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def _match_variant(err: CheckFailed, got, variants, rule: str) -> CheckFailed:
-    """``err`` with a hint: the mistake among ``variants`` closest to ``got`` if it equals one
-    (within the check's tolerance), else ``rule``."""
-    hint = rule
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        value = got.detach().double().cpu()
-        close = [(float((value - variant).abs()), why) for variant, why in variants
-                 if torch.allclose(value, variant, **_TOL)]
-        if close:
-            hint = min(close, key=lambda pair: pair[0])[1]
-    return CheckFailed(f"{err}. Hint: {hint}")
 
 
 def _call(learner_fn: Callable, *args):
@@ -91,8 +78,8 @@ def _compare_variance(learner_fn: Callable, z, gamma=1.0, eps=1e-4):
     try:
         compare("variance term", got, want, check_dtype=False, **_TOL)
     except CheckFailed as err:
-        raise _match_variant(err, got, _variance_variants(z, gamma, eps), _VARIANCE_RULE
-                             ) from None
+        hint = mistake_hint(got, _variance_variants(z, gamma, eps), _VARIANCE_RULE, **_TOL)
+        raise CheckFailed(f"{err}. Hint: {hint}") from None
 
 
 def _finite_gradient_when_collapsed(learner_fn: Callable) -> None:
@@ -175,7 +162,8 @@ def _compare_covariance(learner_fn: Callable, z):
     try:
         compare("covariance term", got, want, check_dtype=False, **_TOL)
     except CheckFailed as err:
-        raise _match_variant(err, got, _covariance_variants(z), _COVARIANCE_RULE) from None
+        hint = mistake_hint(got, _covariance_variants(z), _COVARIANCE_RULE, **_TOL)
+        raise CheckFailed(f"{err}. Hint: {hint}") from None
 
 
 def _correlated(b: int, d: int, seed: int) -> torch.Tensor:
@@ -248,8 +236,9 @@ def _compare_loss(learner_fn: Callable, z1, z2, w=(25.0, 25.0, 1.0)):
     try:
         compare("VICReg loss", got, want, check_dtype=False, **_TOL)
     except CheckFailed as err:
-        raise _match_variant(err, got, _loss_variants(z1, z2, w), _LOSS_RULE + (
-            "; if your variance or covariance fails its own check, fix that first")) from None
+        hint = mistake_hint(got, _loss_variants(z1, z2, w), _LOSS_RULE + (
+            "; if your variance or covariance fails its own check, fix that first"), **_TOL)
+        raise CheckFailed(f"{err}. Hint: {hint}") from None
 
 
 def vicreg_loss(learner_fn: Callable) -> None:
