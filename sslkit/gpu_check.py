@@ -37,6 +37,7 @@ from .methods import (
     WMSE,
     BarlowTwins,
     DeepCluster,
+    MAE,
     Jigsaw,
     MoCo,
     OBoW,
@@ -185,11 +186,35 @@ def _runs_07(S, splits):
     ]
 
 
+def _runs_08(S, splits):
+    def vit():
+        return models.backbone("vit_tiny", image_size=S.image_size, **S.vit)
+
+    def mae(**kw):
+        return lambda: MAE(vit(), mask_ratio=S.mask_ratio, decoder_dim=S.decoder_dim,
+                           decoder_depth=S.decoder_depth, **{"target": S.target, **kw})
+
+    colour = dataclasses.replace(views.simclr_recipe(S.image_size, colour="strong"),
+                                 crop_scale=S.crop_scale)
+    pool = splits.unlabeled
+    return [
+        Run("MAE", mae(), pool, None, S.steps, S.batch_size, S.lr),
+        Run("MAE, teacher targets", mae(target="teacher"), pool, None, S.steps, S.batch_size,
+            S.lr),
+        Run("MAE, two scales", mae(multiscale=True), pool, None, S.steps, S.batch_size, S.lr),
+        Run("SimCLR (ViT)", lambda: SimCLR(vit(), proj_hidden=S.proj_hidden,
+                                           proj_dim=S.proj_dim, temperature=S.temperature,
+                                           recipe=colour),
+            pool, None, S.contrastive_steps, S.batch_size, S.lr),
+    ]
+
+
 # The lectures with training runs (lecture 01 trains closed-form models in seconds).
 LECTURES: dict[str, Callable] = {
     "00_tour_and_protocol": _runs_00, "02_pretext_tasks": _runs_02,
     "03_contrastive_simclr": _runs_03, "04_contrastive_moco_supcon": _runs_04,
     "05_clustering": _runs_05, "07_redundancy_reduction": _runs_07,
+    "08_masked_modeling": _runs_08,
 }
 
 

@@ -269,7 +269,8 @@ def test_the_package_re_exports_the_framework_and_every_exercise_check():
     ``checks.<name>``, and no private name is re-exported."""
     modules = sorted(m.name for m in pkgutil.iter_modules(checks.__path__))
     assert modules == ["_core", "ex00_protocol", "ex01_theory", "ex02_rotation", "ex03_nt_xent",
-                       "ex04_moco", "ex05_clustering", "ex06_dino", "ex07_vicreg"]
+                       "ex04_moco", "ex05_clustering", "ex06_dino", "ex07_vicreg",
+                       "ex08_masking"]
     library = {m.name for m in pkgutil.iter_modules(sslkit.__path__)}
     assert all(re.fullmatch(r"ex\d\d_[a-z0-9_]+", m) and m not in library for m in modules[1:])
     assert not any(name.startswith("_") and not name.startswith("__") for name in vars(checks)

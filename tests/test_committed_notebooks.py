@@ -96,6 +96,11 @@ RECORDED = {
                                 "vicreg_no_variance_effective_rank",
                                 "vicreg_no_covariance_effective_rank", "rankme_probe_spearman",
                                 "tldr_probe_acc_10pc", "pca_probe_acc_10pc"),
+    "08_masked_modeling": ("mae_masked_mse_ratio_to_mean_patch", "mae_probe_acc_10pc",
+                           "mae_finetune_acc_10pc", "vit_scratch_finetune_acc_10pc",
+                           "contrastive_probe_acc_10pc", "contrastive_finetune_acc_10pc",
+                           "jepa_probe_acc_10pc", "mae_encoder_step_speedup",
+                           "multiscale_mae_finetune_acc_10pc"),
 }
 
 
@@ -112,5 +117,7 @@ def test_lectures_record_their_metrics_under_the_agreed_names(stem, names):
         assert name in recorded, f"{stem} does not record {name!r}"
         if name.endswith("_effective_rank"):  # RankMe: between 1 and the embedding's width
             assert recorded[name] >= 1.0, (name, recorded[name])
+        elif name.endswith("_speedup"):       # a ratio of times: the faster path is faster
+            assert recorded[name] > 1.0, (name, recorded[name])
         else:                                 # accuracies, shares and rank correlations
             assert -1.0 <= recorded[name] <= 1.0, (name, recorded[name])

@@ -41,7 +41,10 @@ public is re-exported here, so notebooks write ``from sslkit import checks; chec
   Properties in Self-Supervised Vision Transformers* (2021, arXiv 2104.14294);
 - ``ex07_vicreg`` (exercise 07): :func:`variance`, :func:`covariance` and :func:`vicreg_loss` —
   *VICReg: Variance-Invariance-Covariance Regularization for Self-Supervised Learning* (2021,
-  arXiv 2105.04906).
+  arXiv 2105.04906);
+- ``ex08_masking`` (exercise 08): :func:`patchify`, :func:`unpatchify` and
+  :func:`random_masking` — *Masked Autoencoders Are Scalable Vision Learners* (2021, arXiv
+  2111.06377).
 
 Private helpers stay in their module: tests import them from there
 (``from sslkit.checks.ex03_nt_xent import _nt_xent_variant``), never through this package.
@@ -89,6 +92,7 @@ from .ex04_moco import momentum_update, update_queue
 from .ex05_clustering import cluster_accuracy, sinkhorn_knopp
 from .ex06_dino import dino_loss, update_center
 from .ex07_vicreg import covariance, variance, vicreg_loss
+from .ex08_masking import patchify, random_masking, unpatchify
 
 __all__ = [
     # the framework (_core)
@@ -111,4 +115,6 @@ __all__ = [
     "dino_loss", "update_center",
     # exercise 07 (ex07_vicreg)
     "variance", "covariance", "vicreg_loss",
+    # exercise 08 (ex08_masking)
+    "patchify", "unpatchify", "random_masking",
 ]

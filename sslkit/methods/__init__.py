@@ -18,6 +18,8 @@ method, named after it. The contract (``training_step``, ``uses_index``, ``on_ep
   (stop-gradient only), :class:`DINO` (centred, sharpened EMA teacher over prototypes);
 - redundancy reduction: :class:`BarlowTwins` (cross-correlation to the identity),
   :class:`VICReg` (variance, invariance, covariance), :class:`WMSE` (whitening, then MSE);
+- masked modelling: :class:`MAE` (hide most patches of a ViT's input, predict their pixels, or
+  an EMA teacher's features as I-JEPA does);
 - supervised: :class:`Supervised` (cross-entropy on the labelled images only: the baseline) and
   :class:`SLA` (joint (class, rotation) labels, or rotation as augmentation).
 """
@@ -29,6 +31,7 @@ from .deepcluster import DeepCluster
 from .dino import DINO, DINOHead, update_center_
 from .jigsaw import Jigsaw
 from .label_augmentation import SLA
+from .mae import MAE
 from .moco import MoCo
 from .obow import OBoW
 from .position import PositionPrediction
@@ -48,4 +51,5 @@ __all__ = [
     "PositionPrediction", "SimCLR", "MoCo", "SupCon", "DeepCluster", "SeLa",
     "SwAV", "SCAN", "mine_neighbours", "OBoW", "SLA",
     "BYOL", "SimSiam", "DINO", "DINOHead", "update_center_", "BarlowTwins", "VICReg", "WMSE",
+    "MAE",
 ]
