@@ -3,8 +3,8 @@
 Modules follow the data, and each imports only modules to its left:
 ``data`` → ``views`` → ``models`` → ``pretext`` / ``masking`` / ``cluster`` / ``losses`` →
 ``methods`` → ``evaluate`` → ``train`` (with ``runs``, a run on disk) → ``baselines`` →
-``plots`` / ``widgets``. ``theory`` is the small world of lecture 01. The course's tooling sits apart:
-``checks`` (self-checks), ``exercises``, ``grade``, ``report`` and ``course``.
+``plots`` / ``widgets``. ``theory`` is the small world of lecture 01. The course's tooling sits
+apart: ``checks`` (self-checks), ``exercises``, ``grade``, ``report`` and ``course``.
 Submodules are imported on first use (``sslkit.data``), so ``import sslkit`` stays fast.
 """
 
@@ -19,8 +19,8 @@ __all__ = ["__version__", "device", "profile", "sizes", "setup"]
 
 _SUBMODULES = {
     "data", "views", "models", "pretext", "masking", "cluster", "losses", "methods", "evaluate",
-    "train", "runs", "baselines", "plots", "widgets", "theory", "checks", "exercises", "grade", "report",
-    "course", "gpu_check", "profiles",
+    "train", "runs", "baselines", "plots", "widgets", "theory", "checks", "exercises", "grade",
+    "report", "course", "gpu_check", "profiles",
 }
 
 

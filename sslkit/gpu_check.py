@@ -32,12 +32,12 @@ import torch
 
 from . import data, evaluate, models, profiles, views
 from .methods import (
+    MAE,
     SCAN,
     SLA,
     WMSE,
     BarlowTwins,
     DeepCluster,
-    MAE,
     Jigsaw,
     MoCo,
     OBoW,
