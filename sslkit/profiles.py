@@ -195,7 +195,7 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
                       steps=1_000, batch_size=128, lr=2e-3, crop_scale=(0.5, 1.0),
                       finetune_steps=300, finetune_lr=1e-3, contrastive_steps=500,
                       proj_hidden=512, proj_dim=128, temperature=0.2, speed_batch_size=128,
-                      panel_steps=200, exercise_steps=100, exercise_batch_size=64,
+                      panel_steps=100, exercise_steps=100, exercise_batch_size=64,
                       bar_error_ratio=0.7, bar_finetune_over_scratch=0.05, bar_speedup=2.0),
         "full": dict(preset="hard", vit=dict(patch_size=4, dim=192, depth=6, heads=6),
                      decoder_dim=128, decoder_depth=2, mask_ratio=0.75, target="norm_pixels",
