@@ -32,6 +32,8 @@ import torch
 
 from . import data, evaluate, models, profiles, views
 from .methods import (
+    BYOL,
+    DINO,
     MAE,
     SCAN,
     SLA,
@@ -45,6 +47,7 @@ from .methods import (
     RotNet,
     SeLa,
     SimCLR,
+    SimSiam,
     SupCon,
     Supervised,
     SwAV,
@@ -161,6 +164,34 @@ def _runs_05(S, splits):
     ]
 
 
+def _runs_06(S, splits):
+    def dino(**kw):
+        return lambda: DINO(models.backbone(S.backbone), **{**dict(
+            num_prototypes=S.num_prototypes, student_temperature=S.student_temperature,
+            teacher_temperature=S.teacher_temperature, center_momentum=S.center_momentum,
+            momentum=S.momentum, n_local=S.n_local, local_size=S.local_size,
+            recipe=_recipe(S)), **kw})
+
+    def simsiam(stop_gradient=True):
+        return lambda: SimSiam(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
+                               proj_dim=S.proj_dim, pred_hidden=S.simsiam_pred_hidden,
+                               stop_gradient=stop_gradient, recipe=_recipe(S))
+
+    pool = splits.unlabeled
+    return [
+        Run("BYOL", lambda: BYOL(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
+                                 proj_dim=S.proj_dim, pred_hidden=S.pred_hidden,
+                                 momentum=S.momentum, recipe=_recipe(S)),
+            pool, None, S.steps, S.batch_size, S.lr),
+        Run("SimSiam", simsiam(), pool, None, S.steps, S.batch_size, S.lr),
+        Run("DINO", dino(), pool, None, S.steps, S.batch_size, S.lr),
+        Run("SimSiam, no stop-gradient", simsiam(False), pool, None, S.ablation_steps,
+            S.batch_size, S.lr),
+        Run("DINO, no centring", dino(centering=False), pool, None, S.ablation_steps,
+            S.batch_size, S.lr),
+    ]
+
+
 def _runs_07(S, splits):
     def vicreg(**weights):
         return lambda: VICReg(models.backbone(S.backbone), proj_hidden=S.proj_hidden,
@@ -213,7 +244,8 @@ def _runs_08(S, splits):
 LECTURES: dict[str, Callable] = {
     "00_tour_and_protocol": _runs_00, "02_pretext_tasks": _runs_02,
     "03_contrastive_simclr": _runs_03, "04_contrastive_moco_supcon": _runs_04,
-    "05_clustering": _runs_05, "07_redundancy_reduction": _runs_07,
+    "05_clustering": _runs_05, "06_self_distillation": _runs_06,
+    "07_redundancy_reduction": _runs_07,
     "08_masked_modeling": _runs_08,
 }
 

@@ -156,6 +156,37 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
                      bar_supervised_over_swav=None,   # measured, not asserted, on a GPU
                      exercise_steps=500, exercise_batch_size=256),
     },
+    "06_self_distillation": {
+        # The data, views and encoder of lecture 03 (`easy` in quick). In this budget none of
+        # BYOL, SimSiam or DINO moves the probe far from random init (benchmarks/README.md,
+        # negative_free_budget.py: no variant tried reached 0.23), so the quick profile teaches
+        # the collapse mechanics and keeps the learning bars for `full`. The ablations run 150
+        # steps, SimSiam without stop-gradient 300: at 150 its effective rank was still above 2.
+        # DINO: K = 256 prototypes, τ_t = 0.04 < τ_s = 0.1, two 12 px local crops.
+        "quick": dict(preset="easy", batch_size=128, lr=3e-3, view_size=24,
+                      crop_scale=(0.5, 1.0),
+                      proj_hidden=512, proj_dim=128, pred_hidden=512, simsiam_pred_hidden=32,
+                      momentum=0.99, steps=500, supervised_lr=5e-3, num_prototypes=256,
+                      student_temperature=0.1, teacher_temperature=0.04, center_momentum=0.9,
+                      n_local=2, local_size=12, ablation_steps=150, simsiam_ablation_steps=300,
+                      sweep_steps=150,
+                      momenta=(0.9, 0.99, 0.999), panel_steps=30, exercise_steps=100,
+                      exercise_batch_size=64, bar_collapsed_rank=2.0,
+                      bar_complete_collapse=0.2,
+                      bar_one_hot=0.1, bar_uniform=0.9, bar_byol_over_supervised=None,
+                      bar_over_random=None),
+        "full": dict(preset="hard", batch_size=512, lr=2e-3, view_size=32, crop_scale=(0.2, 1.0),
+                     proj_hidden=2048, proj_dim=256, pred_hidden=2048, simsiam_pred_hidden=512,
+                     momentum=0.996, steps=20_000, supervised_lr=2e-3, num_prototypes=1024,
+                     student_temperature=0.1, teacher_temperature=0.04, center_momentum=0.9,
+                     n_local=4, local_size=16, ablation_steps=5_000,
+                     simsiam_ablation_steps=5_000, sweep_steps=5_000,
+                     momenta=(0.9, 0.99, 0.996), panel_steps=300, exercise_steps=500,
+                     exercise_batch_size=256, bar_collapsed_rank=2.0,
+                     bar_complete_collapse=0.2,
+                     bar_one_hot=0.1, bar_uniform=0.9, bar_byol_over_supervised=0.10,
+                     bar_over_random=0.10),
+    },
     "07_redundancy_reduction": {
         # The data, views and encoder of lecture 03 (`easy` in quick). Barlow Twins' λ balances
         # D diagonal terms against D² − D off-diagonal ones: near λ = 1/D it learns here, at

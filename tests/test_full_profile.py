@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import sslkit
-from sslkit import gpu_check, profiles
+from sslkit import gpu_check, masking, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
@@ -74,6 +74,10 @@ def test_full_sizes_meet_the_constraints_between_them():
     assert s07.batch_size > s07.wmse_dim   # W-MSE whitens a batch: more rows than dimensions
     assert s07.tldr_batch_size <= s07.n_unlabeled and s07.tldr_neighbours < s07.n_unlabeled
     assert s07.stepwise_out <= s07.stepwise_dim
+    s08 = sslkit.sizes("08_masked_modeling", "full")
+    p = s08.vit["patch_size"]       # two-scale targets and the speed section halve the patch
+    assert p % 2 == 0 and s08.image_size % p == 0
+    assert 0 < masking.num_masked((s08.image_size // p) ** 2, s08.mask_ratio)
 
 
 def test_the_gpu_check_command_writes_results_and_a_table(tmp_path, capsys):
