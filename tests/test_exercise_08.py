@@ -30,6 +30,10 @@ from notebook_helpers import (
     graded_errors,
     passed,
 )
+from test_checks_ex08 import MASKING_PERMUTATIONS as M_PERMUTATIONS
+from test_checks_ex08 import MASKING_RIGHT as M_RIGHT
+from test_checks_ex08 import PATCHIFY_SLICES as P_SLICES
+from test_checks_ex08 import UNPATCHIFY_SLICES as U_SLICES
 
 from sslkit import checks, masking, models
 from sslkit.checks import CheckFailed
@@ -39,18 +43,6 @@ NAME = EX.name
 ANSWERS = ("patchify_solution", "unpatchify_solution", "masking_solution")
 
 # ---------------------------------------------------------------------------- answers
-P_SLICES = """\
-def patchify(images, patch_size):
-    # an independent formulation: one patch at a time, cut out by slicing
-    p = patch_size
-    b, c, h, w = images.shape
-    out = []
-    for i in range(h // p):
-        for j in range(w // p):
-            square = images[:, :, i * p:(i + 1) * p, j * p:(j + 1) * p]      # (B, C, p, p)
-            out.append(square.permute(0, 2, 3, 1).reshape(b, -1))
-    return torch.stack(out, dim=1)
-"""
 P_CHANNEL_FIRST = """\
 def patchify(images, patch_size):
     b, c, h, w = images.shape
@@ -63,46 +55,7 @@ def patchify(images, patch_size):
     b, c, h, w = images.shape
     return images.reshape(b, (h // patch_size) * (w // patch_size), -1)
 """
-U_SLICES = """\
-def unpatchify(patches, patch_size):
-    # an independent formulation: one patch at a time, written into its square by slicing
-    p = patch_size
-    b, n, length = patches.shape
-    g, c = math.isqrt(n), length // (p * p)
-    out = patches.new_zeros(b, c, g * p, g * p)
-    for idx in range(n):
-        i, j = divmod(idx, g)
-        out[:, :, i * p:(i + 1) * p, j * p:(j + 1) * p] = (
-            patches[:, idx].reshape(b, p, p, c).permute(0, 3, 1, 2))
-    return out
-"""
-U_COLUMN_MAJOR = U_SLICES.replace("i, j = divmod(idx, g)", "j, i = divmod(idx, g)")
-M_PERMUTATIONS = """\
-def random_masking(batch_size, num_patches, mask_ratio, device=None):
-    # an independent formulation: one permutation per image; the visible and the hidden patches
-    # each listed in grid order; the inverse permutation written by index assignment
-    n_keep = num_patches - round(num_patches * mask_ratio)
-    keep, masks, restores = [], [], []
-    for _ in range(batch_size):
-        perm = torch.randperm(num_patches, device=device)
-        visible, hidden = perm[:n_keep].sort().values, perm[n_keep:].sort().values
-        order = torch.cat([visible, hidden])
-        restore = torch.empty_like(order)
-        restore[order] = torch.arange(num_patches, device=device)
-        mask = torch.ones(num_patches, dtype=torch.bool, device=device)
-        mask[visible] = False
-        keep.append(visible)
-        masks.append(mask)
-        restores.append(restore)
-    return torch.stack(keep), torch.stack(masks), torch.stack(restores)
-"""
-M_RIGHT = """\
-def random_masking(batch_size, num_patches, mask_ratio, device=None):
-    n_keep = num_patches - round(num_patches * mask_ratio)
-    ids_shuffle = torch.rand(batch_size, num_patches, device=device).argsort(dim=1)
-    ids_restore = ids_shuffle.argsort(dim=1)
-    return ids_shuffle[:, :n_keep], ids_restore >= n_keep, ids_restore
-"""
+U_COLUMN_MAJOR = U_SLICES.replace("row, col = i // g, i % g", "col, row = i // g, i % g")
 M_SHARED = M_RIGHT.replace("torch.rand(batch_size, num_patches, device=device)",
                            "torch.rand(num_patches, device=device).repeat(batch_size, 1)")
 M_NOT_INVERTED = M_RIGHT.replace("ids_restore = ids_shuffle.argsort(dim=1)",
