@@ -5,9 +5,11 @@ A lecture's ``full`` notebook trains for tens of thousands of steps, longer than
 session allows, so the check runs each lecture's main training cells as a script: the methods,
 data and settings of ``sslkit.sizes(<lecture>, "full")``, each run capped at ``--max-steps``.
 The table gives the seconds per step, so a full run's time is its step count (also printed)
-times that. ``--smoke`` runs every one of them for two steps of eight images on whatever device
-there is (CI does, on a CPU): a wrong size, name or shape in the ``full`` profile fails there,
-not in a lab. It needs torch and torchvision only (no Jupyter packages, no SciPy).
+times that. The data are each lecture's ``data.lecture_splits``: ShapeWorld, or CIFAR-10 /
+STL-10 with ``SSLKIT_DATASET`` (files under ``SSLKIT_DATA``, nothing is downloaded).
+``--smoke`` runs every one of them for two steps of eight images on whatever device there is
+(CI does, on a CPU): a wrong size, name or shape in the ``full`` profile fails there, not in a
+lab. It needs torch and torchvision only (no Jupyter packages, no SciPy).
 
     python -m sslkit.gpu_check [--smoke] [--lectures 03,07] [--max-steps 1000] [--out build/gpu]
 
@@ -257,12 +259,8 @@ def lecture_runs(stem: str, *, smoke: bool = False, device=None) -> tuple[list[R
     cluster and neighbour counts) with 2 labels per class."""
     S = profiles.sizes(stem, "full")
     device = device or profiles.device()
-    n = 128 if smoke else S.n_unlabeled
-    splits = data.shapeworld_splits(S.preset, n_unlabeled=n,
-                                    labels_per_class=2 if smoke else S.labels_per_class,
-                                    n_val=20 if smoke else S.n_val,
-                                    n_test=20 if smoke else S.n_test,
-                                    image_size=S.image_size, seed=0).to(device)
+    small = dict(n_unlabeled=128, labels_per_class=2, n_val=20, n_test=20) if smoke else {}
+    splits = data.lecture_splits(S, device=device, **small)
     return LECTURES[stem](S, splits), splits
 
 
@@ -285,16 +283,17 @@ def run(r: Run, splits, *, max_steps: int | None, smoke: bool, device) -> dict:
 
 
 def format_table(results: dict) -> str:
-    """One line per run: lecture, run, steps timed, s/step, minutes for the full step count,
-    probe; a run that failed shows its error instead."""
-    lines = [f"{'lecture':28s} {'run':28s} {'steps':>6s} {'s/step':>8s} {'full min':>9s} "
-             f"{'probe':>6s}"]
+    """One line per run: lecture, its data, run, steps timed, s/step, minutes for the full step
+    count, probe; a run that failed shows its error instead."""
+    lines = [f"{'lecture':28s} {'data':16s} {'run':28s} {'steps':>6s} {'s/step':>8s} "
+             f"{'full min':>9s} {'probe':>6s}"]
     for stem, runs in results["lectures"].items():
+        head = f"{stem:28s} {results['data'][stem]:16s}"
         for name, r in runs.items():
             if "error" in r:
-                lines.append(f"{stem:28s} {name:28s} FAILED: {r['error']}")
+                lines.append(f"{head} {name:28s} FAILED: {r['error']}")
                 continue
-            lines.append(f"{stem:28s} {name:28s} {r['steps']:6d} {r['seconds_per_step']:8.4f} "
+            lines.append(f"{head} {name:28s} {r['steps']:6d} {r['seconds_per_step']:8.4f} "
                          f"{r['seconds_per_step'] * r['full_steps'] / 60:9.1f} "
                          f"{r['probe_acc_10pc']:6.3f}")
     return "\n".join(lines)
@@ -322,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     device = profiles.device()
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     results = {"device": name, "smoke": args.smoke, "max_steps": args.max_steps,
-               "lectures": {}}
+               "data": {}, "lectures": {}}
     t0 = time.perf_counter()
     for stem in stems:
         runs, splits = lecture_runs(stem, smoke=args.smoke, device=device)
+        results["data"][stem] = splits.name
         results["lectures"][stem] = {}
         for r in runs:
             try:   # one failed run (a NaN loss, memory) must not lose the others' numbers

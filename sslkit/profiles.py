@@ -7,6 +7,12 @@ overrides the automatic choice, so ``SSLKIT_PROFILE=quick`` on a GPU reproduces 
 (data, initialisation, views) from ``sizes(...).seed``, so ``SSLKIT_SEED=1`` re-runs it with
 all of them shifted together, which is how a claim is checked for seed robustness.
 
+``SSLKIT_DATASET`` (default ``shapeworld``) switches the ``full`` profile's lectures to a real
+dataset, ``cifar10``, ``stl10`` or ``mnist``, read by ``data.lecture_splits`` from ``SSLKIT_DATA``
+(default ``~/.cache/sslkit/data``, torchvision's layout); the ``quick`` profile refuses it (its
+budgets and the claims its lectures assert were tuned on ShapeWorld). A lecture whose
+experiments need ShapeWorld's known factors stays on ShapeWorld and warns.
+
 A notebook asks for its numbers with ``sslkit.sizes("03_contrastive_simclr")`` and never writes
 a size of its own: changing a budget is a one-line edit here, visible to every reader.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from types import SimpleNamespace
 
 import torch
@@ -236,6 +243,21 @@ _NOTEBOOKS: dict[str, dict[str, dict]] = {
 }
 
 
+# The datasets a lecture can run on, where not every one (``data.lecture.DATASETS``): lecture 02
+# sets ShapeWorld's orientation and reads its shapes' symmetries; lecture 05 scores mined
+# neighbours and clusters on the unlabeled pool's labels, which STL-10's unlabeled split lacks.
+# Lecture 00's label-efficiency curve needs 500 labels per class plus val images: more than
+# STL-10's 500 labeled images per class.
+_NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
+    "00_tour_and_protocol": ("shapeworld", "cifar10", "mnist"),
+    "02_pretext_tasks": ("shapeworld",),
+    "05_clustering": ("shapeworld", "cifar10", "mnist"),
+}
+# Sizes a real dataset changes in every lecture: STL-10 has 500 labeled training images per
+# class, so 100 per class for val leaves 400 for the labeled set.
+_DATASET_SIZES: dict[str, dict] = {"stl10": dict(n_val=1_000)}
+
+
 def profile() -> str:
     """The active profile: ``SSLKIT_PROFILE`` if set, else ``full`` on a GPU, else ``quick``."""
     name = os.environ.get("SSLKIT_PROFILE", "").strip().lower()
@@ -260,12 +282,37 @@ def base_seed() -> int:
     return int(text)
 
 
+def data_root() -> str:
+    """``SSLKIT_DATA``, where real datasets are read from (default ``~/.cache/sslkit/data``)."""
+    return os.environ.get("SSLKIT_DATA", "").strip() or "~/.cache/sslkit/data"
+
+
+def _dataset(profile_name: str, notebook: str | None) -> str:
+    """``SSLKIT_DATASET`` (default ``shapeworld``), checked against the profile and lecture."""
+    from .data.lecture import DATASETS
+
+    text = os.environ.get("SSLKIT_DATASET", "").strip().lower() or "shapeworld"
+    name = check_choice("SSLKIT_DATASET", text, DATASETS)
+    if name != "shapeworld" and profile_name == "quick":
+        raise ValueError(
+            f"SSLKIT_DATASET={name!r} needs the full profile: the quick profile's budgets (about "
+            "a CPU minute per run) and the claims its lectures assert were tuned on ShapeWorld. "
+            "Set SSLKIT_PROFILE=full (meant for a GPU), or unset SSLKIT_DATASET.")
+    allowed = _NOTEBOOK_DATASETS.get(notebook or "", DATASETS)
+    if name not in allowed:
+        warnings.warn(f"{notebook} runs on {' or '.join(allowed)}, not {name}: "
+                      f"it uses ShapeWorld here (SSLKIT_DATASET={name} is ignored)", stacklevel=3)
+        name = "shapeworld"
+    return name
+
+
 def sizes(notebook: str | None = None, profile_name: str | None = None) -> SimpleNamespace:
     """Return the sizes (data, model, budget) of ``notebook`` in the active (or given) profile.
 
     Unknown notebooks get the common sizes, so a new notebook works before it is tuned. The
     result also carries ``seed`` (:func:`base_seed`), the seed the notebook derives all of its
-    own from.
+    own from, ``dataset`` (``SSLKIT_DATASET``, default ``"shapeworld"``; a real dataset only in
+    ``full``) and ``data_root`` (:func:`data_root`), which ``data.lecture_splits`` reads.
     """
     name = check_choice("profile_name", profile_name or profile(), PROFILES)
     values = dict(_COMMON[name])
@@ -273,6 +320,9 @@ def sizes(notebook: str | None = None, profile_name: str | None = None) -> Simpl
         values.update(_NOTEBOOKS.get(notebook, {}).get(name, {}))
     values["profile"] = name
     values["seed"] = base_seed()
+    values["dataset"] = _dataset(name, notebook)
+    values.update(_DATASET_SIZES.get(values["dataset"], {}))
+    values["data_root"] = data_root()
     return SimpleNamespace(**values)
 
 

@@ -9,7 +9,6 @@ import colorsys
 import hashlib
 import math
 import os
-import pickle
 import socket
 import struct
 import urllib.error
@@ -17,6 +16,7 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from real_data_helpers import CIFAR_NAMES, skip_md5, write_cifar, write_stl
 
 from sslkit import data
 from sslkit.data import (
@@ -515,59 +515,13 @@ def test_splits_summary_and_to():
 
 
 # ---------------------------------------------------------------- real datasets
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck"]
-
-
 @pytest.fixture
 def no_md5(monkeypatch):
-    """Fabricated files cannot match torchvision's md5 sums: check only that they exist."""
-    import torchvision.datasets.cifar as tv_cifar
-    import torchvision.datasets.stl10 as tv_stl10
-
-    def exists(fpath, md5=None):
-        return os.path.isfile(fpath)
-
-    monkeypatch.setattr(tv_cifar, "check_integrity", exists)
-    monkeypatch.setattr(tv_stl10, "check_integrity", exists)
-
-
-def _cifar_image(i: int, label: int) -> np.ndarray:
-    """A 3072-byte CIFAR row: red encodes the label, green the index, blue a gradient."""
-    img = np.zeros((3, 32, 32), dtype=np.uint8)
-    img[0] = 10 * label
-    img[1] = i % 256
-    img[2] = np.arange(32, dtype=np.uint8)[None, :] * 4  # varies along the width
-    return img.reshape(-1)
-
-
-def _write_cifar(root, per_class_per_batch: int = 2) -> np.ndarray:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    labels_all = []
-    i = 0
-    for b in range(1, 6):
-        labels = [k for k in range(10) for _ in range(per_class_per_batch)]
-        rows = []
-        for label in labels:
-            rows.append(_cifar_image(i, label))
-            i += 1
-        with open(folder / f"data_batch_{b}", "wb") as f:
-            pickle.dump({"batch_label": f"training batch {b} of 5", "labels": labels,
-                         "data": np.stack(rows), "filenames": [f"{j}.png" for j in labels]}, f)
-        labels_all += labels
-    test_labels = list(range(10)) * 2
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": test_labels,
-                     "data": np.stack([_cifar_image(7, k) for k in test_labels]),
-                     "filenames": ["t.png"] * 20}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": 20, "num_vis": 3072}, f)
-    return np.array(labels_all)
+    skip_md5(monkeypatch)
 
 
 def test_load_cifar10_from_torchvision_files(tmp_path, no_md5):
-    labels = _write_cifar(tmp_path)  # 100 train images (10 per class), 20 test
+    labels = write_cifar(tmp_path)  # 100 train images (10 per class), 20 test
     sp = load_real("cifar10", tmp_path, labels_per_class=3, n_val=20, seed=1)
     assert sp.name == "cifar10" and sp.classes == tuple(CIFAR_NAMES)
     assert sp.unlabeled.shape == (100, 3, 32, 32) and sp.unlabeled.dtype == torch.uint8
@@ -602,33 +556,14 @@ def test_load_cifar10_from_torchvision_files(tmp_path, no_md5):
 
 
 def test_corrupt_cifar_files_fail_the_md5_check_with_a_clear_message(tmp_path):
-    _write_cifar(tmp_path)  # genuine torchvision md5 check: fabricated files fail it
+    write_cifar(tmp_path)  # genuine torchvision md5 check: fabricated files fail it
     with pytest.raises(DatasetNotFoundError, match="md5") as info:
         load_real("cifar10", tmp_path)
     assert "download=True" in str(info.value)
 
 
-def _write_stl(root):
-    folder = root / "stl10_binary"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-
-    def write(name, n):
-        imgs = rng.integers(0, 256, size=(n, 3, 96, 96), dtype=np.uint8)
-        # STL-10 stores each channel column-major
-        imgs.transpose(0, 1, 3, 2).tofile(folder / name)
-        return imgs
-
-    train = write("train_X.bin", 40)
-    np.array([k + 1 for k in range(10)] * 4, dtype=np.uint8).tofile(folder / "train_y.bin")
-    unlabeled = write("unlabeled_X.bin", 12)
-    write("test_X.bin", 20)
-    np.array([k + 1 for k in range(10)] * 2, dtype=np.uint8).tofile(folder / "test_y.bin")
-    return train, unlabeled
-
-
 def test_load_stl10_from_torchvision_files(tmp_path, no_md5):
-    train, unlabeled = _write_stl(tmp_path)
+    train, unlabeled = write_stl(tmp_path)
     sp = load_real("stl10", tmp_path, labels_per_class=2, n_val=10)
     assert sp.unlabeled.shape == (12, 3, 96, 96)
     assert torch.equal(sp.unlabeled, torch.from_numpy(unlabeled))  # orientation preserved

@@ -86,7 +86,9 @@ def test_the_gpu_check_command_writes_results_and_a_table(tmp_path, capsys):
     assert results["smoke"] and list(results["lectures"]) == ["00_tour_and_protocol"]
     [(name, r)] = results["lectures"]["00_tour_and_protocol"].items()
     printed = capsys.readouterr().out
-    assert re.search(rf"^00_tour_and_protocol +{re.escape(name)} +2 ", printed, re.M), printed
+    assert results["data"] == {"00_tour_and_protocol": "shapeworld-hard"}
+    assert re.search(rf"^00_tour_and_protocol +shapeworld-hard +{re.escape(name)} +2 ", printed,
+                     re.M), printed
     assert gpu_check.main(["--smoke", "--lectures", "99"]) == 2
     with pytest.raises(SystemExit):
         gpu_check.main(["--smoke", "--max-steps", "0"])
@@ -105,5 +107,5 @@ def test_the_gpu_check_records_a_failed_run_and_goes_on(tmp_path, monkeypatch, c
     runs = json.loads((tmp_path / "results.json").read_text())["lectures"]["02_pretext_tasks"]
     assert runs["Jigsaw"] == {"error": "FloatingPointError: the loss became NaN at step 2"}
     assert all("probe_acc_10pc" in r for name, r in runs.items() if name != "Jigsaw"), runs
-    assert re.search(r"^02_pretext_tasks +Jigsaw +FAILED: FloatingPointError",
+    assert re.search(r"^02_pretext_tasks +shapeworld-hard +Jigsaw +FAILED: FloatingPointError",
                      capsys.readouterr().out, re.M)

@@ -8,6 +8,8 @@ The modules, in reading order:
   labels, factors, captions).
 - ``splits``: ``Splits``, the evaluation protocol's data, and ``shapeworld_splits``.
 - ``real``: ``load_real``, CIFAR-10, STL-10 or MNIST as ``Splits``.
+- ``lecture``: ``lecture_splits(S)``, a lecture's data from its sizes: ShapeWorld or, with
+  ``SSLKIT_DATASET``, a real dataset (``DATASETS``).
 - how an image is drawn: ``_draw`` (one chunk of images), ``_sdf`` (the shapes) and ``_hash``
   (counter-based random numbers).
 """
@@ -15,6 +17,7 @@ The modules, in reading order:
 from __future__ import annotations
 
 from .config import BACKGROUNDS, CLASSES, IMAGE_SIZES, PRESETS, ShapeWorldConfig, preset
+from .lecture import DATASETS, lecture_splits
 from .real import REAL_DATASETS, DatasetNotFoundError, load_real
 from .shapeworld import ShapeWorldBatch, render
 from .splits import Splits, shapeworld_splits
@@ -34,6 +37,7 @@ from .shapeworld import _BACKGROUND_WORDS as _BACKGROUND_WORDS
 __all__ = [
     "BACKGROUNDS",
     "CLASSES",
+    "DATASETS",
     "DatasetNotFoundError",
     "IMAGE_SIZES",
     "PRESETS",
@@ -41,6 +45,7 @@ __all__ = [
     "ShapeWorldBatch",
     "ShapeWorldConfig",
     "Splits",
+    "lecture_splits",
     "load_real",
     "preset",
     "render",

@@ -163,18 +163,19 @@ def load_real(
     - ``"mnist"``: grayscale copied to 3 channels, 28×28 zero-padded to 32×32; unlabeled = the
       60,000 training images, train/val drawn from them as for CIFAR; test = 10,000.
 
-    Files are read from ``root`` where torchvision keeps them (``root/cifar-10-batches-py/``,
-    ``root/stl10_binary/``, ``root/MNIST/raw/``) and downloaded there only if
-    ``download=True``. torchvision checks every file's md5 (CIFAR's are pickles: the checksum
-    is what makes unpickling them safe). Missing files raise ``DatasetNotFoundError`` (a
-    ``FileNotFoundError``) saying where it looked and how to fix it.
+    Files are read from ``root`` (``~`` expanded) where torchvision keeps them
+    (``root/cifar-10-batches-py/``, ``root/stl10_binary/``, ``root/MNIST/raw/``) and downloaded
+    there only if ``download=True``. torchvision checks every file's md5 (CIFAR's are pickles:
+    the checksum is what makes unpickling them safe). Missing files raise
+    ``DatasetNotFoundError`` (a ``FileNotFoundError``) saying where it looked and how to fix it.
 
     Args:
         labels_per_class: ``n`` ≥ 1; ``n_val``: a multiple of 10; ``image_size``: None (native)
             or 8-512; ``seed``: the shuffle that picks the labeled and val images.
 
     Returns:
-        ``Splits`` on ``device``.
+        ``Splits`` on ``device``; its ``unlabeled_y`` holds the unlabeled images' labels for
+        CIFAR-10 and MNIST (their pool is the labeled training set) and is ``None`` for STL-10.
     """
     check_choice("name", name, REAL_DATASETS)
     check_choice("download", download, (True, False))
@@ -184,7 +185,7 @@ def load_real(
     if image_size is not None:
         check_positive_int("image_size", image_size)
         check_range("image_size", image_size, 8, 512)
-    root = Path(root)
+    root = Path(root).expanduser()
 
     from torchvision import datasets  # imported here: `import sslkit.data` stays fast
 
@@ -242,5 +243,6 @@ def load_real(
         unlabeled, pool_x[lab_idx], pool_y[lab_idx], pool_x[val_idx], pool_y[val_idx],
         test_x, test_y, classes, name,
         dict(root=str(root), seed=seed, labels_per_class=labels_per_class, n_val=n_val),
+        pool_y if same else None,  # STL-10's unlabeled split has no labels
     )
     return splits.to(device)

@@ -30,6 +30,10 @@ class Splits:
         classes: class names, ``classes[label]``.
         name: e.g. ``"shapeworld-hard"`` or ``"cifar10"``.
         info: how the splits were made (preset, seed, sizes...), for the record.
+        unlabeled_y: int64 ``(m,)``, the labels of the unlabeled images where the dataset has
+            them (ShapeWorld, CIFAR-10, MNIST), ``None`` where it does not (STL-10's unlabeled
+            split). For scoring only (how pure are mined neighbours, clusters): a method that
+            trained on them would be supervised.
     """
 
     unlabeled: torch.Tensor
@@ -42,6 +46,7 @@ class Splits:
     classes: tuple[str, ...]
     name: str
     info: dict = field(default_factory=dict)
+    unlabeled_y: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -82,6 +87,7 @@ class Splits:
         return Splits(
             t(self.unlabeled), t(self.train_x), t(self.train_y), t(self.val_x), t(self.val_y),
             t(self.test_x), t(self.test_y), self.classes, self.name, dict(self.info),
+            None if self.unlabeled_y is None else t(self.unlabeled_y),
         )
 
     def summary(self) -> str:
@@ -166,5 +172,5 @@ def shapeworld_splits(
     info = dict(preset=preset, seed=seed, starts=tuple(starts), sizes=sizes, config=cfg)
     return Splits(
         unl.images, tr.images, tr.labels, va.images, va.labels, te.images, te.labels,
-        cfg.classes, f"shapeworld-{preset}", info,
+        cfg.classes, f"shapeworld-{preset}", info, unl.labels,
     )
