@@ -22,7 +22,7 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m sslkit.exercises --check
-	SSLKIT_PROFILE=quick SSLKIT_DATASET= SSLKIT_PROGRESS=0 $(PY) -m pytest -q \
+	SSLKIT_PROFILE=quick SSLKIT_DATASET=shapeworld SSLKIT_PROGRESS=0 $(PY) -m pytest -q \
 		--nbval-lax --nbval-current-env tests notebooks solutions
 
 lint: $(STAMP)

@@ -7,11 +7,13 @@ overrides the automatic choice, so ``SSLKIT_PROFILE=quick`` on a GPU reproduces 
 (data, initialisation, views) from ``sizes(...).seed``, so ``SSLKIT_SEED=1`` re-runs it with
 all of them shifted together, which is how a claim is checked for seed robustness.
 
-``SSLKIT_DATASET`` (default ``shapeworld``) switches the ``full`` profile's lectures to a real
-dataset, ``cifar10``, ``stl10`` or ``mnist``, read by ``data.lecture_splits`` from ``SSLKIT_DATA``
-(default ``~/.cache/sslkit/data``, torchvision's layout); the ``quick`` profile refuses it (its
-budgets and the claims its lectures assert were tuned on ShapeWorld). A lecture whose
-experiments need ShapeWorld's known factors stays on ShapeWorld and warns.
+The dataset (``sizes(...).dataset``, read by ``data.lecture_splits``): ``quick`` runs on
+ShapeWorld; ``full`` runs on CIFAR-10 (else STL-10) when its files are in ``SSLKIT_DATA``
+(default ``~/.cache/sslkit/data``, torchvision's layout), else on ShapeWorld. ``SSLKIT_DATASET``
+(``shapeworld``, ``cifar10``, ``stl10``, ``mnist``) names one instead, downloaded when missing;
+``quick`` refuses a real one (its budgets and the claims its lectures assert were tuned on
+ShapeWorld). A lecture whose experiments need ShapeWorld's known factors stays on it (and
+warns if a real dataset was named).
 
 A notebook asks for its numbers with ``sslkit.sizes("03_contrastive_simclr")`` and never writes
 a size of its own: changing a budget is a one-line edit here, visible to every reader.
@@ -288,17 +290,24 @@ def data_root() -> str:
 
 
 def _dataset(profile_name: str, notebook: str | None) -> str:
-    """``SSLKIT_DATASET`` (default ``shapeworld``), checked against the profile and lecture."""
+    """The lecture's dataset: ``SSLKIT_DATASET`` if set (checked against the profile and the
+    lecture); else in ``full`` the first of CIFAR-10 and STL-10 whose files are present and that
+    the lecture runs on; else ShapeWorld."""
     from .data.lecture import DATASETS
+    from .data.real import files_present
 
-    text = os.environ.get("SSLKIT_DATASET", "").strip().lower() or "shapeworld"
+    allowed = _NOTEBOOK_DATASETS.get(notebook or "", DATASETS)
+    text = os.environ.get("SSLKIT_DATASET", "").strip().lower()
+    if not text:
+        found = [n for n in ("cifar10", "stl10") if n in allowed and profile_name == "full"
+                 and files_present(n, data_root())]
+        return found[0] if found else "shapeworld"
     name = check_choice("SSLKIT_DATASET", text, DATASETS)
     if name != "shapeworld" and profile_name == "quick":
         raise ValueError(
             f"SSLKIT_DATASET={name!r} needs the full profile: the quick profile's budgets (about "
             "a CPU minute per run) and the claims its lectures assert were tuned on ShapeWorld. "
             "Set SSLKIT_PROFILE=full (meant for a GPU), or unset SSLKIT_DATASET.")
-    allowed = _NOTEBOOK_DATASETS.get(notebook or "", DATASETS)
     if name not in allowed:
         warnings.warn(f"{notebook} runs on {' or '.join(allowed)}, not {name}: "
                       f"it uses ShapeWorld here (SSLKIT_DATASET={name} is ignored)", stacklevel=3)
@@ -311,8 +320,8 @@ def sizes(notebook: str | None = None, profile_name: str | None = None) -> Simpl
 
     Unknown notebooks get the common sizes, so a new notebook works before it is tuned. The
     result also carries ``seed`` (:func:`base_seed`), the seed the notebook derives all of its
-    own from, ``dataset`` (``SSLKIT_DATASET``, default ``"shapeworld"``; a real dataset only in
-    ``full``) and ``data_root`` (:func:`data_root`), which ``data.lecture_splits`` reads.
+    own from, ``dataset`` (see the module's docstring: ShapeWorld, or in ``full`` a real
+    dataset) and ``data_root`` (:func:`data_root`), which ``data.lecture_splits`` reads.
     """
     name = check_choice("profile_name", profile_name or profile(), PROFILES)
     values = dict(_COMMON[name])

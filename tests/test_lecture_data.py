@@ -2,14 +2,16 @@
 
 ShapeWorld through ``lecture_splits`` is exactly ``shapeworld_splits``; a real dataset is read
 from torchvision's files (fabricated here, in the on-disk format: no network in tests) and capped
-at the lecture's sizes; the profile refuses real data in ``quick`` and keeps lectures that need
-ShapeWorld on it; and every lecture's data cell, executed in ``full`` with
-``SSLKIT_DATASET=cifar10``, reads CIFAR-10.
+at the lecture's sizes, or downloaded when missing; the profile picks a real dataset in ``full``
+when its files are there, refuses one in ``quick`` and keeps lectures that need ShapeWorld on
+it; and every lecture's data cell, executed in ``full`` with ``SSLKIT_DATASET=cifar10``, reads
+CIFAR-10.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.error
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -95,12 +97,34 @@ def test_stl10_through_lecture_splits_has_no_pool_labels(tmp_path, monkeypatch):
     assert sp.unlabeled_y is None and sp.to("cpu").unlabeled_y is None
 
 
-def test_a_missing_real_dataset_says_where_it_looked(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py") as info:
+def test_a_missing_real_dataset_is_downloaded_and_offline_says_where_it_looked(tmp_path,
+                                                                                 monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    tried = []
+
+    def offline(url, download_root, **kwargs):
+        tried.append(download_root)
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetNotFoundError, match="download failed.*offline") as info:
         lecture_splits(_sizes(tmp_path / "nowhere"))
-    assert "download=True" in str(info.value)
+    assert tried == [str(tmp_path / "nowhere")]
+    assert "cifar-10-batches-py" in str(info.value)
     with pytest.raises(ValueError, match="S.dataset"):
         lecture_splits(_sizes(tmp_path, dataset="imagenet"))
+
+
+def test_present_files_are_read_without_a_download(cifar, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("downloaded although the files are there")
+
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", refuse)
+    root, _ = cifar
+    assert lecture_splits(_sizes(root)).name == "cifar10"
 
 
 # ------------------------------------------------------------------------------ the profile
@@ -109,6 +133,8 @@ def test_the_profile_reads_the_dataset_and_its_root(monkeypatch):
     monkeypatch.delenv("SSLKIT_DATA", raising=False)
     S = sslkit.sizes("03_contrastive_simclr", "quick")
     assert S.dataset == "shapeworld" and S.data_root == "~/.cache/sslkit/data"
+    monkeypatch.setenv("SSLKIT_DATASET", "shapeworld")
+    assert sslkit.sizes("03_contrastive_simclr", "full").dataset == "shapeworld"
     monkeypatch.setenv("SSLKIT_DATASET", "CIFAR10")
     monkeypatch.setenv("SSLKIT_DATA", "/data/sets")
     S = sslkit.sizes("03_contrastive_simclr", "full")
@@ -118,6 +144,20 @@ def test_the_profile_reads_the_dataset_and_its_root(monkeypatch):
     monkeypatch.setenv("SSLKIT_DATASET", "imagenet")
     with pytest.raises(ValueError, match="SSLKIT_DATASET"):
         sslkit.sizes("03_contrastive_simclr", "full")
+
+
+def test_full_picks_a_real_dataset_whose_files_are_there(tmp_path, monkeypatch):
+    monkeypatch.delenv("SSLKIT_DATASET", raising=False)
+    monkeypatch.setenv("SSLKIT_DATA", str(tmp_path))
+    assert sslkit.sizes("03_contrastive_simclr", "full").dataset == "shapeworld"   # none there
+    write_stl(tmp_path)
+    assert sslkit.sizes("03_contrastive_simclr", "full").dataset == "stl10"
+    assert sslkit.sizes("05_clustering", "full").dataset == "shapeworld"  # needs pool labels
+    write_cifar(tmp_path)
+    for stem in ("00_tour_and_protocol", "03_contrastive_simclr", "05_clustering"):
+        assert sslkit.sizes(stem, "full").dataset == "cifar10", stem
+    assert sslkit.sizes("02_pretext_tasks", "full").dataset == "shapeworld"
+    assert sslkit.sizes("03_contrastive_simclr", "quick").dataset == "shapeworld"
 
 
 def test_a_lecture_that_needs_shapeworld_stays_on_it_and_says_so(monkeypatch):

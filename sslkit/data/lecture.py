@@ -1,9 +1,11 @@
 """``lecture_splits``: a lecture's data, ShapeWorld or a real dataset, from its sizes alone.
 
-A lecture asks for ``data.lecture_splits(S)`` and never names its dataset: ``S.dataset`` (set by
-``SSLKIT_DATASET``, default ``"shapeworld"``, see ``sslkit.profiles``) picks ShapeWorld's
-rendered splits or a real dataset read from ``S.data_root`` (``SSLKIT_DATA``) by ``load_real``.
-The lecture's code below that line is the same for both.
+A lecture asks for ``data.lecture_splits(S)`` and never names its dataset: ``S.dataset`` (see
+``sslkit.profiles``: ShapeWorld in ``quick``; in ``full`` CIFAR-10 or STL-10 when their files
+are in ``SSLKIT_DATA``, or what ``SSLKIT_DATASET`` names) picks ShapeWorld's rendered splits or
+a real dataset read from ``S.data_root`` by ``load_real``, downloaded there first when its files
+are missing (only a dataset named in ``SSLKIT_DATASET`` can be missing). The lecture's code
+below that line is the same for both.
 
 The sizes mean the same thing for both, with one difference a real dataset imposes: it has a
 fixed number of images, so ``n_unlabeled`` and ``n_test`` are *caps* there (a seeded subset
@@ -16,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .._validate import check_choice, check_positive_int
-from .real import REAL_DATASETS, load_real
+from .real import REAL_DATASETS, files_present, load_real
 from .splits import Splits, _check_balanced, shapeworld_splits
 
 DATASETS: tuple[str, ...] = ("shapeworld", *REAL_DATASETS)
@@ -52,8 +54,9 @@ def lecture_splits(S, *, device=None, **sizes) -> Splits:
         ``"shapeworld"``; otherwise ``load_real(S.dataset, S.data_root, ...)`` at
         ``S.image_size``, its unlabeled pool and test set capped at ``n_unlabeled`` and
         ``n_test`` (seeded subsets; the test subset class-balanced), with ``info["capped"]``
-        saying what was taken. A missing dataset raises ``DatasetNotFoundError``, whose message
-        says where the files were expected and how to download them.
+        saying what was taken. A dataset whose files are missing is downloaded (torchvision
+        prints its progress); offline that raises ``DatasetNotFoundError``, whose message says
+        where the files were expected and how to put them there.
 
     Examples:
         >>> S = sslkit.sizes("03_contrastive_simclr")   # SSLKIT_DATASET=cifar10 in `full`
@@ -72,7 +75,8 @@ def lecture_splits(S, *, device=None, **sizes) -> Splits:
         return splits if device is None else splits.to(device)
     check_positive_int("n_unlabeled", n_unlabeled)
     splits = load_real(dataset, S.data_root, labels_per_class=labels_per_class, n_val=n_val,
-                       image_size=S.image_size, seed=S.seed)
+                       image_size=S.image_size, seed=S.seed,
+                       download=not files_present(dataset, S.data_root))
     _check_balanced("n_test", n_test, splits.num_classes)
     unlabeled, unlabeled_y = splits.unlabeled, splits.unlabeled_y
     if n_unlabeled < len(unlabeled):

@@ -56,6 +56,14 @@ _REAL_FILES = {
 }
 
 
+def files_present(name: str, root: str | os.PathLike) -> bool:
+    """Whether every file ``load_real(name, root)`` reads is under ``root`` (``~`` expanded);
+    their checksums are checked when they are loaded, not here."""
+    spec = _REAL_FILES[check_choice("name", name, REAL_DATASETS)]
+    folder = Path(root).expanduser() / spec["folder"]
+    return all((folder / f).is_file() for f in spec["files"])
+
+
 def _not_found(name: str, root: Path, missing: Sequence[str], cause: str = "") -> str:
     spec = _REAL_FILES[name]
     folder = root / spec["folder"]
