@@ -26,6 +26,13 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from . import profiles
+
+# Seconds one cell may run before the runner calls it hung: a quick cell trains for about a
+# CPU minute; a full one for tens of thousands of steps on a GPU (lecture headers: 15-30 minutes
+# per notebook), most of it in a few cells.
+CELL_TIMEOUT = {"quick": 600, "full": 4 * 3600}
+
 
 def _failing_cell(nb) -> str:
     """Describe the first cell whose outputs hold an error: index and first source line."""
@@ -112,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", default=["notebooks"],
                         help="notebook files or folders (default: notebooks/)")
     parser.add_argument("--out", default="build", help="output folder (default: build/)")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds per cell (default: 600 in quick, 14,400 in full)")
     args = parser.parse_args(argv)
+    profile = profiles.profile() if os.environ.get("SSLKIT_PROFILE") else "quick"
+    timeout = args.timeout or CELL_TIMEOUT[profile]
 
     paths: list[Path] = []
     for item in map(Path, args.notebooks):
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for path in paths:
         print(f"running {path} ...", flush=True)
-        results[path.stem] = run_notebook(path, out, timeout=args.timeout)
+        results[path.stem] = run_notebook(path, out, timeout=timeout, profile=profile)
         r = results[path.stem]
         print(f"  {r['status']} in {r['seconds']:.1f} s" +
               (f": {r['error']}" if r["status"] != "ok" else ""), flush=True)

@@ -55,3 +55,25 @@ def test_runner_collects_metrics_times_and_names_the_failing_cell(tmp_path, caps
     assert (out / "notebooks" / "01_bad.ipynb").exists()
     printed = capsys.readouterr().out
     assert "answer=0.420" in printed and "FAILED at cell 1" in printed
+
+
+def test_runner_gives_full_profile_cells_hours_and_quick_ones_ten_minutes(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(path, out_dir, *, timeout, profile):
+        seen.append((profile, timeout))
+        return {"status": "ok", "seconds": 1.0, "metrics": {}}
+
+    monkeypatch.setattr(course, "run_notebook", fake_run)
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _write(nbs / "00_any.ipynb", "x = 1")
+    args = [str(nbs), "--out", str(tmp_path / "build")]
+    monkeypatch.delenv("SSLKIT_PROFILE", raising=False)
+    assert course.main(args) == 0            # the runner's default is quick, even on a GPU
+    monkeypatch.setenv("SSLKIT_PROFILE", "full")
+    assert course.main(args) == 0
+    assert course.main([*args, "--timeout", "50"]) == 0
+    monkeypatch.setenv("SSLKIT_PROFILE", "quick")
+    assert course.main(args) == 0
+    assert seen == [("quick", 600), ("full", 4 * 3600), ("full", 50), ("quick", 600)]
