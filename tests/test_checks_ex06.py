@@ -17,10 +17,10 @@ from sslkit.checks import CheckFailed
 from sslkit.methods import update_center_
 
 LOSS_LOOPS = """\
-def dino_loss(student, teacher, center, tau_s, tau_t):
+def dino_loss(student, teacher, center, student_temp, teacher_temp):
     # an independent formulation: one cross-entropy per pair of different views, in a loop
-    p_t = torch.softmax((teacher.detach() - center) / tau_t, dim=-1)
-    log_p_s = torch.log_softmax(student / tau_s, dim=-1)
+    p_t = torch.softmax((teacher.detach() - center) / teacher_temp, dim=-1)
+    log_p_s = torch.log_softmax(student / student_temp, dim=-1)
     total, pairs = 0.0, 0
     for i in range(teacher.shape[0]):
         for j in range(student.shape[0]):
@@ -31,13 +31,14 @@ def dino_loss(student, teacher, center, tau_s, tau_t):
 """
 LOSS_WRONG = {
     "ignores the centre": LOSS_LOOPS.replace("(teacher.detach() - center)", "teacher.detach()"),
-    "swapped the temperatures": LOSS_LOOPS.replace("/ tau_t", "/ TMP").replace(
-        "/ tau_s", "/ tau_t").replace("/ TMP", "/ tau_s"),
+    "swapped the temperatures": LOSS_LOOPS.replace("/ teacher_temp", "/ TMP").replace(
+        "/ student_temp", "/ teacher_temp").replace("/ TMP", "/ student_temp"),
     "paired each global view with itself": LOSS_LOOPS.replace("if i != j:", "if True:"),
     "summed over the view pairs": LOSS_LOOPS.replace("return total / pairs", "return total"),
     "gradient reaches the teacher": LOSS_LOOPS.replace("teacher.detach()", "teacher"),
-    "softmax runs over the batch": LOSS_LOOPS.replace("dim=-1)\n    log_p_s", "dim=1)\n    log_p_s"
-                                                      ).replace("tau_s, dim=-1)", "tau_s, dim=1)"),
+    "softmax runs over the batch": LOSS_LOOPS.replace(
+        "dim=-1)\n    log_p_s", "dim=1)\n    log_p_s").replace("student_temp, dim=-1)",
+                                                           "student_temp, dim=1)"),
 }
 CENTER_RIGHT = """\
 def update_center(center, teacher, m):
